@@ -1,0 +1,178 @@
+//! Cache keys. One struct, [`KeyInput`], holds every input of a stage instance's key; it is
+//! encoded as canonical JSON (object keys sorted, no whitespace, integers and floats kept
+//! distinct) and hashed with blake3. Stage and instance names, file paths, comments,
+//! whitespace and key order in the pipeline file are deliberately not part of it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as J;
+use std::collections::BTreeMap;
+
+/// Bumped when the key encoding or the store layout changes: old entries then never match.
+pub const CACHE_FORMAT: u32 = 1;
+
+/// One bound input artifact as it enters a key: its content hash and the axis values of the
+/// instance that produced it (tabulate lays tables out by them, so they matter too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputKey {
+    pub hash: String,
+    pub axes: BTreeMap<String, J>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyInput {
+    pub format: u32,
+    pub kind: String,
+    pub version: u32,
+    pub params: J,
+    pub inputs: BTreeMap<String, Vec<InputKey>>,
+    /// Content hashes of files read from outside the store, in param order.
+    pub external: Vec<String>,
+    pub seed: u64,
+}
+
+impl KeyInput {
+    pub fn key(&self) -> String {
+        let v = serde_json::to_value(self).expect("key input serializes");
+        blake3::hash(canonical_json(&v).as_bytes()).to_hex().to_string()
+    }
+}
+
+/// JSON with object keys sorted at every level and no whitespace.
+pub fn canonical_json(v: &J) -> String {
+    let mut s = String::new();
+    write_canonical(v, &mut s);
+    s
+}
+
+fn write_canonical(v: &J, out: &mut String) {
+    match v {
+        J::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&J::String((*k).clone()).to_string());
+                out.push(':');
+                write_canonical(&m[*k], out);
+            }
+            out.push('}');
+        }
+        J::Array(a) => {
+            out.push('[');
+            for (i, e) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(e, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Field-by-field differences between two key inputs, for `repro status`.
+pub fn diff(old: &KeyInput, new: &KeyInput) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.format != new.format {
+        out.push(format!("cache format {} → {}", old.format, new.format));
+    }
+    if old.kind != new.kind {
+        out.push(format!("kind {} → {}", old.kind, new.kind));
+    }
+    if old.version != new.version {
+        out.push(format!("stage version {} → {}", old.version, new.version));
+    }
+    diff_json("params", &old.params, &new.params, &mut out);
+    let slots: std::collections::BTreeSet<&String> = old.inputs.keys().chain(new.inputs.keys()).collect();
+    for s in slots {
+        if old.inputs.get(s) != new.inputs.get(s) {
+            out.push(format!("input {s} changed"));
+        }
+    }
+    if old.external != new.external {
+        out.push("external file content changed".into());
+    }
+    if old.seed != new.seed {
+        out.push(format!("seed {} → {}", old.seed, new.seed));
+    }
+    out
+}
+
+fn diff_json(path: &str, a: &J, b: &J, out: &mut Vec<String>) {
+    match (a, b) {
+        (J::Object(x), J::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let p = format!("{path}.{k}");
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => diff_json(&p, u, v, out),
+                    (None, Some(v)) => out.push(format!("{p}: (none) → {v}")),
+                    (Some(u), None) => out.push(format!("{p}: {u} → (none)")),
+                    (None, None) => {}
+                }
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} → {b}")),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ki(params: J) -> KeyInput {
+        KeyInput {
+            format: CACHE_FORMAT,
+            kind: "train".into(),
+            version: 1,
+            params,
+            inputs: BTreeMap::from([(
+                "data".to_string(),
+                vec![InputKey { hash: "ab".repeat(32), axes: BTreeMap::from([("rep".to_string(), json!(1))]) }],
+            )]),
+            external: vec![],
+            seed: 42,
+        }
+    }
+
+    // Golden values pin the encoding: a change here invalidates every user's cache, so it
+    // must come with a CACHE_FORMAT bump.
+    #[test]
+    fn golden_key() {
+        let k = ki(json!({"lr": 0.1, "epochs": 200}));
+        assert_eq!(
+            canonical_json(&serde_json::to_value(&k).unwrap()),
+            r#"{"external":[],"format":1,"inputs":{"data":[{"axes":{"rep":1},"hash":"abababababababababababababababababababababababababababababababab"}]},"kind":"train","params":{"epochs":200,"lr":0.1},"seed":42,"version":1}"#
+        );
+        assert_eq!(k.key(), "0b2a8b5a8c9f0c8f3ab1c4d1bd1f19ac4bb7d2f1a5f2ad1e5a0e1e6c8bb1c8b7");
+    }
+
+    #[test]
+    fn order_resistant() {
+        let a: J = serde_json::from_str(r#"{"lr": 0.1, "epochs": 200, "opt": {"b": 1, "a": 2}}"#).unwrap();
+        let b: J = serde_json::from_str(r#"{"opt": {"a": 2, "b": 1}, "epochs": 200, "lr": 0.1}"#).unwrap();
+        assert_eq!(ki(a).key(), ki(b).key());
+    }
+
+    #[test]
+    fn care_about_order() {
+        assert_ne!(ki(json!({"save_at": [100, 200]})).key(), ki(json!({"save_at": [200, 100]})).key());
+    }
+
+    #[test]
+    fn integers_and_floats_are_distinct() {
+        assert_ne!(ki(json!({"x": 1})).key(), ki(json!({"x": 1.0})).key());
+    }
+
+    #[test]
+    fn diff_names_the_field() {
+        let d = diff(&ki(json!({"lr": 0.1})), &ki(json!({"lr": 0.2})));
+        assert_eq!(d, vec!["params.lr: 0.1 → 0.2"]);
+    }
+}

@@ -1,0 +1,333 @@
+//! The cache store: a dumb, content-addressed directory.
+//!
+//! ```text
+//! cache/
+//!   objects/ab/<blake3>      immutable output files, read-only, named by the hash of their bytes
+//!   runs/ab/<key>.json       one run record per stage key: outputs → object hashes, metrics, times
+//!   index/<pipeline>.json    last key of each instance of a pipeline (for `status` reasons)
+//!   locks/<key>.lock         per-key advisory locks (flock): two processes never compute one key
+//!   tmp/                     work directories and files being written
+//!   quarantine/              objects whose bytes no longer match their hash
+//!   filememo.json            (path, size, mtime, inode) → content hash of external files
+//! ```
+//!
+//! Every write goes to `tmp/`, is fsynced and renamed into place, and a run record is written
+//! only after all its objects exist: a crash or `kill -9` leaves at worst garbage in `tmp/`,
+//! never an entry a later run would trust. A miss is `Ok(None)`; what a key means lives in the
+//! layers above.
+
+use crate::diag::{Error, Result};
+use crate::key::KeyInput;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub hash: String,
+    pub size: u64,
+    /// Modification time (ns) of the object when the record was written: a changed mtime
+    /// makes the next lookup rehash the object before trusting it.
+    pub mtime_ns: u128,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub key: String,
+    pub instance: String,
+    pub key_input: KeyInput,
+    pub outputs: BTreeMap<String, ObjectRef>,
+    pub metrics: serde_json::Map<String, serde_json::Value>,
+    pub seconds: f64,
+    pub started_unix: f64,
+    pub finished_unix: f64,
+    pub tool_version: String,
+    /// Where and how it ran: host, CPU features the kernels used, threads.
+    pub environment: BTreeMap<String, String>,
+}
+
+pub struct Store {
+    pub root: PathBuf,
+    memo: Mutex<Option<BTreeMap<String, FileMemo>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct FileMemo {
+    size: u64,
+    mtime_ns: u128,
+    inode: u64,
+    hash: String,
+}
+
+pub fn now_unix() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+fn mtime_ns(m: &fs::Metadata) -> u128 {
+    m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+#[cfg(unix)]
+fn inode(m: &fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(m)
+}
+#[cfg(not(unix))]
+fn inode(_m: &fs::Metadata) -> u64 {
+    0
+}
+
+/// blake3 of a file's bytes: memory-mapped and multi-threaded for large files.
+pub fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut h = blake3::Hasher::new();
+    let len = fs::metadata(path)?.len();
+    if len > 1 << 20 {
+        h.update_mmap_rayon(path)?;
+    } else {
+        h.update(&fs::read(path)?);
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// A held per-key lock; released on drop (and by the OS if the process dies).
+pub struct KeyLock {
+    file: fs::File,
+}
+
+impl Drop for KeyLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+impl Store {
+    pub fn open(root: &Path) -> Result<Store> {
+        for d in ["objects", "runs", "index", "locks", "tmp", "quarantine"] {
+            fs::create_dir_all(root.join(d)).map_err(|e| Error::io(format!("cannot create cache directory {}", root.join(d).display()), e))?;
+        }
+        Ok(Store { root: root.to_path_buf(), memo: Mutex::new(None) })
+    }
+
+    pub fn object_path(&self, hash: &str) -> PathBuf {
+        self.root.join("objects").join(&hash[..2]).join(hash)
+    }
+
+    fn record_path(&self, key: &str) -> PathBuf {
+        self.root.join("runs").join(&key[..2]).join(format!("{key}.json"))
+    }
+
+    /// A fresh temporary path inside the store (same filesystem, so renames are atomic).
+    pub fn tmp_path(&self, what: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        self.root.join("tmp").join(format!("{what}-{}-{}-{n}", std::process::id(), now_unix() as u64))
+    }
+
+    /// Writes bytes atomically: temp file, fsync, rename, fsync of the directory.
+    pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.tmp_path("write");
+        let res = (|| -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::rename(&tmp, dest)?;
+            if let Some(parent) = dest.parent() {
+                if let Ok(d) = fs::File::open(parent) {
+                    let _ = d.sync_all();
+                }
+            }
+            Ok(())
+        })();
+        res.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(format!("cannot write {}", dest.display()), e)
+        })
+    }
+
+    /// Moves a finished output file into the object store; returns its reference.
+    pub fn ingest(&self, file: &Path) -> Result<ObjectRef> {
+        let ctx = |e: std::io::Error| Error::io(format!("cannot store {}", file.display()), e);
+        let f = fs::File::open(file).map_err(ctx)?;
+        f.sync_all().map_err(ctx)?;
+        drop(f);
+        let hash = hash_file(file).map_err(ctx)?;
+        let dest = self.object_path(&hash);
+        let meta = match fs::metadata(&dest) {
+            Ok(m) if m.len() == fs::metadata(file).map_err(ctx)?.len() => {
+                let _ = fs::remove_file(file);
+                m
+            }
+            _ => {
+                fs::create_dir_all(dest.parent().unwrap()).map_err(ctx)?;
+                let mut perm = fs::metadata(file).map_err(ctx)?.permissions();
+                perm.set_readonly(true);
+                fs::set_permissions(file, perm).map_err(ctx)?;
+                fs::rename(file, &dest).map_err(ctx)?;
+                fs::metadata(&dest).map_err(ctx)?
+            }
+        };
+        Ok(ObjectRef { hash, size: meta.len(), mtime_ns: mtime_ns(&meta) })
+    }
+
+    /// Is this object present and unchanged? Size and mtime are checked on every lookup; when
+    /// the mtime moved, the bytes are rehashed, and a mismatch quarantines the object.
+    pub fn object_ok(&self, r: &ObjectRef) -> bool {
+        let p = self.object_path(&r.hash);
+        let Ok(m) = fs::metadata(&p) else { return false };
+        if m.len() != r.size {
+            self.quarantine(&r.hash, "size changed");
+            return false;
+        }
+        if mtime_ns(&m) == r.mtime_ns {
+            return true;
+        }
+        match hash_file(&p) {
+            Ok(h) if h == r.hash => true,
+            _ => {
+                self.quarantine(&r.hash, "content does not match its hash");
+                false
+            }
+        }
+    }
+
+    /// Rehashes an object fully (before a stage reads it).
+    pub fn verify_object(&self, hash: &str) -> bool {
+        match hash_file(&self.object_path(hash)) {
+            Ok(h) if h == hash => true,
+            Ok(_) => {
+                self.quarantine(hash, "content does not match its hash");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn quarantine(&self, hash: &str, why: &str) {
+        let src = self.object_path(hash);
+        if src.exists() {
+            let dest = self.root.join("quarantine").join(format!("{hash}-{}", now_unix() as u64));
+            if fs::rename(&src, &dest).is_ok() {
+                tracing::warn!(object = hash, reason = why, "corrupt object quarantined; it will be recomputed");
+            }
+        }
+    }
+
+    /// The record of `key` if it exists and every output object is intact.
+    pub fn lookup(&self, key: &str) -> Option<Record> {
+        let rec = self.read_record(key)?;
+        rec.outputs.values().all(|o| self.object_ok(o)).then_some(rec)
+    }
+
+    pub fn read_record(&self, key: &str) -> Option<Record> {
+        let bytes = fs::read(self.record_path(key)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn write_record(&self, rec: &Record) -> Result<()> {
+        let mut s = serde_json::to_string_pretty(rec).expect("record serializes");
+        s.push('\n');
+        self.write_atomic(&self.record_path(&rec.key), s.as_bytes())
+    }
+
+    pub fn remove_record(&self, key: &str) {
+        let _ = fs::remove_file(self.record_path(key));
+    }
+
+    /// Takes the per-key lock, calling `waiting` once if another process holds it.
+    pub fn lock(&self, key: &str, waiting: impl FnOnce()) -> Result<KeyLock> {
+        let p = self.root.join("locks").join(format!("{key}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| Error::io(format!("cannot open lock {}", p.display()), e))?;
+        if file.try_lock().is_err() {
+            waiting();
+            file.lock().map_err(|e| Error::io(format!("cannot lock {}", p.display()), e))?;
+        }
+        Ok(KeyLock { file })
+    }
+
+    /// Content hash of a file outside the store, memoized on (path, size, mtime, inode).
+    pub fn hash_external(&self, path: &Path) -> std::io::Result<String> {
+        let meta = fs::metadata(path)?;
+        let abs = path.canonicalize()?.display().to_string();
+        let memo_path = self.root.join("filememo.json");
+        let mut guard = self.memo.lock().unwrap();
+        let memo = guard.get_or_insert_with(|| {
+            fs::read(&memo_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+        });
+        let (size, mt, ino) = (meta.len(), mtime_ns(&meta), inode(&meta));
+        if let Some(m) = memo.get(&abs) {
+            if m.size == size && m.mtime_ns == mt && m.inode == ino {
+                return Ok(m.hash.clone());
+            }
+        }
+        let hash = hash_file(path)?;
+        memo.insert(abs, FileMemo { size, mtime_ns: mt, inode: ino, hash: hash.clone() });
+        let bytes = serde_json::to_vec(&*memo).unwrap_or_default();
+        drop(guard);
+        let _ = self.write_atomic(&memo_path, &bytes);
+        Ok(hash)
+    }
+
+    pub fn index_path(&self, pipeline: &Path) -> PathBuf {
+        let abs = pipeline.canonicalize().unwrap_or_else(|_| pipeline.to_path_buf());
+        let h = blake3::hash(abs.display().to_string().as_bytes()).to_hex();
+        self.root.join("index").join(format!("{}.json", &h[..16]))
+    }
+
+    pub fn read_index(&self, pipeline: &Path) -> BTreeMap<String, KeyInput> {
+        fs::read(self.index_path(pipeline)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    pub fn write_index(&self, pipeline: &Path, entries: &BTreeMap<String, KeyInput>) -> Result<()> {
+        let mut idx = self.read_index(pipeline);
+        idx.extend(entries.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.write_atomic(&self.index_path(pipeline), &serde_json::to_vec(&idx).unwrap())
+    }
+
+    /// Every object file: (hash, path).
+    pub fn objects(&self) -> Vec<(String, PathBuf)> {
+        let mut out = Vec::new();
+        for d in fs::read_dir(self.root.join("objects")).into_iter().flatten().flatten() {
+            for f in fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                out.push((f.file_name().to_string_lossy().to_string(), f.path()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Every run record key.
+    pub fn record_keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in fs::read_dir(self.root.join("runs")).into_iter().flatten().flatten() {
+            for f in fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                if let Some(k) = f.file_name().to_string_lossy().strip_suffix(".json") {
+                    out.push(k.to_string());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Removes leftovers of crashed runs in tmp/ older than an hour.
+    pub fn clean_tmp(&self) {
+        for e in fs::read_dir(self.root.join("tmp")).into_iter().flatten().flatten() {
+            let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|d| d.as_secs() > 3600);
+            if old {
+                let _ = fs::remove_dir_all(e.path()).or_else(|_| fs::remove_file(e.path()));
+            }
+        }
+    }
+}

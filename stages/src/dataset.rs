@@ -1,0 +1,231 @@
+//! The dataset artifact: the one format tabular data takes between stages.
+//!
+//! A dataset is a safetensors file holding up to four tensors, one per column role:
+//! `x` (features, rows × p, f32), `y` (targets, rows × q, f32), `label` (class index per row,
+//! i64) and `id` (the row's index in the data it was first loaded or generated as, i64, so every
+//! row keeps its provenance through dedupe, split and subsample). Column names and class names
+//! are JSON lists in the one safetensors metadata entry `repro` (`features`, `targets`,
+//! `classes`, and `format = "repro.dataset.v1"`).
+//!
+//! Why not Arrow IPC or Parquet: training needs the features as one contiguous row-major f32
+//! matrix. Safetensors stores exactly that, so reading is one memory-mapped copy (no column →
+//! row transposition of 200 M values) and writing is one sequential write; the header is JSON
+//! with a fixed layout, so equal data gives equal bytes. Polars remains the reader of the
+//! user-facing formats (CSV, Parquet, IPC) in the `load` stage. See `benches/dataset.rs`.
+
+use crate::{StageError, StageResult};
+use safetensors::tensor::{Dtype, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+pub const FORMAT: &str = "repro.dataset.v1";
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dataset {
+    pub features: Vec<String>,
+    /// rows × features, row-major.
+    pub x: Vec<f32>,
+    pub targets: Vec<String>,
+    /// rows × targets, row-major.
+    pub y: Vec<f32>,
+    pub classes: Vec<String>,
+    pub labels: Option<Vec<i64>>,
+    pub ids: Vec<i64>,
+}
+
+impl Dataset {
+    pub fn rows(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn p(&self) -> usize {
+        self.features.len()
+    }
+    pub fn q(&self) -> usize {
+        self.targets.len()
+    }
+    pub fn x_row(&self, i: usize) -> &[f32] {
+        let p = self.p();
+        &self.x[i * p..(i + 1) * p]
+    }
+    pub fn y_row(&self, i: usize) -> &[f32] {
+        let q = self.q();
+        &self.y[i * q..(i + 1) * q]
+    }
+
+    /// Checks shapes and that every value is finite; `what` names the artifact in messages.
+    pub fn validate(&self, what: &str) -> StageResult<()> {
+        let n = self.rows();
+        if self.x.len() != n * self.p() || self.y.len() != n * self.q() {
+            return Err(StageError::msg(format!("{what}: tensor shapes do not match the column lists")));
+        }
+        if let Some(l) = &self.labels {
+            if l.len() != n {
+                return Err(StageError::msg(format!("{what}: {} labels for {n} rows", l.len())));
+            }
+        }
+        for (m, cols, name) in [(&self.x, &self.features, "feature"), (&self.y, &self.targets, "target")] {
+            if let Some(pos) = m.iter().position(|v| !v.is_finite()) {
+                let c = cols.len();
+                return Err(StageError::msg(format!(
+                    "{what}: non-finite value {} in row {}, {name} column `{}`",
+                    m[pos],
+                    pos / c,
+                    cols[pos % c]
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows at `idx`, in that order.
+    pub fn select_rows(&self, idx: &[usize]) -> Dataset {
+        let (p, q) = (self.p(), self.q());
+        let mut x = Vec::with_capacity(idx.len() * p);
+        let mut y = Vec::with_capacity(idx.len() * q);
+        for &i in idx {
+            x.extend_from_slice(self.x_row(i));
+            y.extend_from_slice(self.y_row(i));
+        }
+        Dataset {
+            features: self.features.clone(),
+            x,
+            targets: self.targets.clone(),
+            y,
+            classes: self.classes.clone(),
+            labels: self.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect()),
+            ids: idx.iter().map(|&i| self.ids[i]).collect(),
+        }
+    }
+
+    /// Keeps only the target columns at `cols`, in that order.
+    pub fn select_targets(&self, cols: &[usize]) -> Dataset {
+        let q = self.q();
+        let mut y = Vec::with_capacity(self.rows() * cols.len());
+        for r in 0..self.rows() {
+            let row = &self.y[r * q..(r + 1) * q];
+            y.extend(cols.iter().map(|&c| row[c]));
+        }
+        Dataset {
+            targets: cols.iter().map(|&c| self.targets[c].clone()).collect(),
+            y,
+            ..self.clone()
+        }
+    }
+
+    pub fn write(&self, path: &Path) -> StageResult<()> {
+        let n = self.rows();
+        let ids: Vec<u8> = self.ids.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let labels: Option<Vec<u8>> =
+            self.labels.as_ref().map(|l| l.iter().flat_map(|v| v.to_le_bytes()).collect());
+        let mut tensors: Vec<(&str, TensorView<'_>)> = Vec::new();
+        let err = |e: safetensors::SafeTensorError| StageError::msg(format!("dataset write: {e}"));
+        tensors.push(("id", TensorView::new(Dtype::I64, vec![n], &ids).map_err(err)?));
+        if let Some(l) = &labels {
+            tensors.push(("label", TensorView::new(Dtype::I64, vec![n], l).map_err(err)?));
+        }
+        tensors.push((
+            "x",
+            TensorView::new(Dtype::F32, vec![n, self.p()], bytemuck::cast_slice(&self.x)).map_err(err)?,
+        ));
+        tensors.push((
+            "y",
+            TensorView::new(Dtype::F32, vec![n, self.q()], bytemuck::cast_slice(&self.y)).map_err(err)?,
+        ));
+        // One metadata key: safetensors writes its metadata map in hash order, so several keys
+        // would make the bytes differ from run to run.
+        let header = serde_json::json!({
+            "format": FORMAT,
+            "features": self.features,
+            "targets": self.targets,
+            "classes": self.classes,
+        });
+        let meta: HashMap<String, String> = [("repro".to_string(), header.to_string())].into();
+        safetensors::serialize_to_file(tensors, Some(meta), path).map_err(err)
+    }
+
+    pub fn read(path: &Path) -> StageResult<Dataset> {
+        let bad = |m: String| StageError::msg(format!("{}: not a dataset artifact: {m}", path.display()));
+        let file = std::fs::File::open(path)?;
+        // SAFETY: store objects are read-only and never modified in place.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        let st = safetensors::SafeTensors::deserialize(&map).map_err(|e| bad(e.to_string()))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&map).map_err(|e| bad(e.to_string()))?;
+        let md = meta.metadata().clone().unwrap_or_default();
+        let header: serde_json::Value = serde_json::from_str(md.get("repro").map(String::as_str).unwrap_or("null"))
+            .map_err(|e| bad(e.to_string()))?;
+        if header["format"].as_str() != Some(FORMAT) {
+            return Err(bad("missing format tag".into()));
+        }
+        let names = |k: &str| -> StageResult<Vec<String>> {
+            serde_json::from_value(header[k].clone()).map_err(|e| bad(e.to_string()))
+        };
+        let f32s = |k: &str| -> StageResult<Vec<f32>> {
+            let t = st.tensor(k).map_err(|e| bad(e.to_string()))?;
+            Ok(bytemuck::pod_collect_to_vec(t.data()))
+        };
+        let i64s = |k: &str| -> StageResult<Vec<i64>> {
+            let t = st.tensor(k).map_err(|e| bad(e.to_string()))?;
+            Ok(bytemuck::pod_collect_to_vec(t.data()))
+        };
+        let labels = if st.names().iter().any(|n| *n == "label") { Some(i64s("label")?) } else { None };
+        let ds = Dataset {
+            features: names("features")?,
+            x: f32s("x")?,
+            targets: names("targets")?,
+            y: f32s("y")?,
+            classes: names("classes")?,
+            labels,
+            ids: i64s("id")?,
+        };
+        if ds.x.len() != ds.rows() * ds.p() || ds.y.len() != ds.rows() * ds.q() {
+            return Err(bad("tensor shapes do not match the column lists".into()));
+        }
+        Ok(ds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> Dataset {
+        Dataset {
+            features: vec!["a".into(), "b".into()],
+            x: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            targets: vec!["t".into()],
+            y: vec![0.5, -0.5, 1.5],
+            classes: vec![],
+            labels: Some(vec![0, 1, 0]),
+            ids: vec![10, 11, 12],
+        }
+    }
+
+    #[test]
+    fn round_trip_is_exact_and_bytes_are_stable() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        small().write(&a).unwrap();
+        small().write(&b).unwrap();
+        assert_eq!(Dataset::read(&a).unwrap(), small());
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    }
+
+    #[test]
+    fn select_rows_and_targets() {
+        let s = small().select_rows(&[2, 0]);
+        assert_eq!(s.x, vec![5.0, 6.0, 1.0, 2.0]);
+        assert_eq!(s.ids, vec![12, 10]);
+        assert_eq!(s.labels, Some(vec![0, 0]));
+        let t = small().select_targets(&[]);
+        assert_eq!(t.q(), 0);
+        assert_eq!(t.y.len(), 0);
+    }
+
+    #[test]
+    fn validate_names_the_bad_cell() {
+        let mut d = small();
+        d.x[3] = f32::NAN;
+        let e = d.validate("data").unwrap_err().to_string();
+        assert!(e.contains("row 1") && e.contains("`b`"), "{e}");
+    }
+}

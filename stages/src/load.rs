@@ -1,0 +1,407 @@
+//! `load`: bring data into the pipeline as a dataset artifact.
+//!
+//! - Files: CSV, Parquet and Arrow IPC through polars; `.npy` (float64/float32, C order,
+//!   samples × genes) as the D-GEX authors distribute their processed GEO arrays
+//!   (`bgedv2_X_tr_float64.npy` with `y_path = "bgedv2_Y_tr_0-4760_float64.npy"`).
+//! - Bundled datasets by name, shipped inside the binary (smartcore's `datasets` feature), so
+//!   nothing is downloaded: `iris`, `digits`, `breast_cancer`, `boston`, `diabetes`.
+//!
+//! Column roles come from selectors: a column name, or an index range `"i..j"` (end
+//! exclusive). The file's content, not its path, joins the cache key (the engine hashes every
+//! file named by `path` / `y_path`).
+
+use crate::dataset::Dataset;
+use crate::params::ParamError;
+use crate::{stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
+use polars::prelude::*;
+use std::path::Path;
+
+stage_params! {
+    /// Params of `load`.
+    pub struct LoadParams {
+        /// Bundled dataset: iris, digits, breast_cancer, boston or diabetes. Exclusive with `path`.
+        dataset: Option<String> = None,
+        /// File to read (relative to the project root): .csv, .parquet, .arrow/.ipc/.feather or .npy.
+        path: Option<String> = None,
+        /// For .npy features: the matching targets array (rows must agree).
+        y_path: Option<String> = None,
+        /// "auto" (by extension), "csv", "parquet", "ipc" or "npy".
+        format: String = "auto".into(),
+        /// Feature columns: names or index ranges "i..j". Empty = every column not used otherwise.
+        features: Vec<String> = vec![],
+        /// Target columns: names or index ranges "i..j".
+        targets: Vec<String> = vec![],
+        /// Class-label column (integers or strings; strings become sorted class indices).
+        label: Option<String> = None,
+        /// CSV: the first line holds column names.
+        has_header: bool = true,
+        /// CSV field separator (one character).
+        separator: String = ",".into(),
+    }
+}
+
+pub struct Load;
+
+pub const BUNDLED: &[(&str, &str)] = &[
+    ("iris", "Fisher's Iris (150 × 4, 3 classes); UCI, via smartcore (Apache-2.0)"),
+    ("digits", "Optical recognition of handwritten digits (1,797 × 64, 10 classes); UCI, via smartcore"),
+    ("breast_cancer", "Wisconsin diagnostic breast cancer (569 × 30, 2 classes); UCI, via smartcore"),
+    ("boston", "Boston housing (506 × 13, regression target MEDV); via smartcore"),
+    ("diabetes", "Diabetes progression (442 × 10, regression); Efron et al. 2004, via smartcore"),
+];
+
+fn classification<Y: Copy + Into<f64>>(
+    d: smartcore::dataset::Dataset<f32, Y>,
+    classes: Vec<String>,
+) -> Dataset {
+    let n = d.num_samples;
+    Dataset {
+        features: d.feature_names.clone(),
+        x: d.data,
+        targets: vec![],
+        y: vec![],
+        classes,
+        labels: Some(d.target.iter().map(|v| (*v).into() as i64).collect()),
+        ids: (0..n as i64).collect(),
+    }
+}
+
+fn regression<Y: Copy + Into<f64>>(d: smartcore::dataset::Dataset<f32, Y>, target: &str) -> Dataset {
+    let n = d.num_samples;
+    Dataset {
+        features: d.feature_names.clone(),
+        x: d.data,
+        targets: vec![target.to_string()],
+        y: d.target.iter().map(|v| (*v).into() as f32).collect(),
+        classes: vec![],
+        labels: None,
+        ids: (0..n as i64).collect(),
+    }
+}
+
+pub fn bundled(name: &str) -> Option<Dataset> {
+    use smartcore::dataset as sd;
+    let mut d = match name {
+        "iris" => classification(sd::iris::load_dataset(), vec!["setosa".into(), "versicolor".into(), "virginica".into()]),
+        "digits" => classification(sd::digits::load_dataset(), (0..10).map(|i| i.to_string()).collect()),
+        "breast_cancer" => classification(sd::breast_cancer::load_dataset(), vec!["malignant".into(), "benign".into()]),
+        "boston" => regression(sd::boston::load_dataset(), "MEDV"),
+        "diabetes" => regression(sd::diabetes::load_dataset(), "progression"),
+        _ => return None,
+    };
+    if d.features.len() != d.x.len() / d.rows().max(1) {
+        let p = d.x.len() / d.rows().max(1);
+        d.features = (0..p).map(|i| format!("x{i}")).collect();
+    }
+    Some(d)
+}
+
+/// Resolves selectors against column names, in selector order.
+fn select(selectors: &[String], names: &[String], param: &str) -> StageResult<Vec<usize>> {
+    let mut out = Vec::new();
+    for s in selectors {
+        if let Some((a, b)) = s.split_once("..") {
+            let parse = |v: &str| v.trim().parse::<usize>();
+            match (parse(a), parse(b)) {
+                (Ok(a), Ok(b)) if a <= b && b <= names.len() => out.extend(a..b),
+                _ => {
+                    return Err(StageError::param(
+                        param,
+                        format!("bad index range `{s}` for {} columns (want \"i..j\", j ≤ {})", names.len(), names.len()),
+                    ))
+                }
+            }
+        } else {
+            match names.iter().position(|n| n == s) {
+                Some(i) => out.push(i),
+                None => {
+                    let known: Vec<&str> = names.iter().map(String::as_str).collect();
+                    let hint = crate::params::closest(s, &known).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
+                    return Err(StageError::param(param, format!("no column named `{s}`{hint}")));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_frame(path: &Path, format: &str, p: &LoadParams) -> StageResult<DataFrame> {
+    let err = |e: PolarsError| StageError::param("path", format!("{}: {e}", path.display()));
+    let file = || std::fs::File::open(path).map_err(|e| StageError::param("path", format!("{}: {e}", path.display())));
+    match format {
+        "csv" => {
+            let sep = p.separator.as_bytes();
+            CsvReadOptions::default()
+                .with_has_header(p.has_header)
+                .map_parse_options(|o| o.with_separator(sep[0]))
+                .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                .map_err(err)?
+                .finish()
+                .map_err(err)
+        }
+        "parquet" => ParquetReader::new(file()?).finish().map_err(err),
+        "ipc" => IpcReader::new(file()?).finish().map_err(err),
+        other => Err(StageError::param("format", format!("unknown format `{other}`"))),
+    }
+}
+
+fn column_f32(df: &DataFrame, name: &str, param: &str) -> StageResult<Vec<f32>> {
+    let col = df.column(name).map_err(|e| StageError::param(param, e.to_string()))?;
+    let c = col
+        .cast(&DataType::Float64)
+        .map_err(|e| StageError::param(param, format!("column `{name}` is not numeric: {e}")))?;
+    let ca = c.f64().map_err(|e| StageError::param(param, e.to_string()))?;
+    ca.iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Some(v) if v.is_finite() => Ok(v as f32),
+            _ => Err(StageError::param(param, format!("column `{name}` row {i} is missing or not finite"))),
+        })
+        .collect()
+}
+
+fn from_frame(df: &DataFrame, p: &LoadParams) -> StageResult<Dataset> {
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let t = select(&p.targets, &names, "targets")?;
+    let label = match &p.label {
+        Some(l) => Some(select(std::slice::from_ref(l), &names, "label")?[0]),
+        None => None,
+    };
+    let f = if p.features.is_empty() {
+        (0..names.len()).filter(|i| !t.contains(i) && Some(*i) != label).collect()
+    } else {
+        select(&p.features, &names, "features")?
+    };
+    let n = df.height();
+    let cols = |idx: &[usize], param: &str| -> StageResult<Vec<f32>> {
+        let columns: Vec<Vec<f32>> = idx.iter().map(|&i| column_f32(df, &names[i], param)).collect::<StageResult<_>>()?;
+        let mut m = Vec::with_capacity(n * idx.len());
+        for r in 0..n {
+            m.extend(columns.iter().map(|c| c[r]));
+        }
+        Ok(m)
+    };
+    let (labels, classes) = match label {
+        Some(li) => {
+            let col = df.column(&names[li]).map_err(|e| StageError::param("label", e.to_string()))?;
+            let as_str = col.cast(&DataType::String).map_err(|e| StageError::param("label", e.to_string()))?;
+            let vals: Vec<String> = as_str
+                .str()
+                .map_err(|e| StageError::param("label", e.to_string()))?
+                .iter()
+                .map(|v| v.unwrap_or("").to_string())
+                .collect();
+            let mut classes = vals.clone();
+            classes.sort();
+            classes.dedup();
+            let labels = vals.iter().map(|v| classes.binary_search(v).unwrap() as i64).collect();
+            (Some(labels), classes)
+        }
+        None => (None, vec![]),
+    };
+    Ok(Dataset {
+        features: f.iter().map(|&i| names[i].clone()).collect(),
+        x: cols(&f, "features")?,
+        targets: t.iter().map(|&i| names[i].clone()).collect(),
+        y: cols(&t, "targets")?,
+        classes,
+        labels,
+        ids: (0..n as i64).collect(),
+    })
+}
+
+/// Reads a 2-D `.npy` array of float64 or float32 in C order: (rows, cols, values as f32).
+pub fn read_npy(path: &Path, param: &str) -> StageResult<(usize, usize, Vec<f32>)> {
+    let bad = |m: &str| StageError::param(param, format!("{}: {m}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| bad(&e.to_string()))?;
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file (bad magic)"));
+    }
+    let (hlen, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        v => return Err(bad(&format!("unsupported .npy version {v}"))),
+    };
+    let header = std::str::from_utf8(&bytes[start..start + hlen]).map_err(|_| bad("header is not text"))?;
+    let field = |k: &str| -> Option<&str> {
+        let i = header.find(&format!("'{k}'"))?;
+        Some(header[i + k.len() + 2..].trim_start_matches([':', ' ']))
+    };
+    let descr = field("descr").ok_or_else(|| bad("header has no descr"))?;
+    let le8 = descr.starts_with("'<f8'");
+    let le4 = descr.starts_with("'<f4'");
+    if !le8 && !le4 {
+        return Err(bad("only little-endian float64 or float32 arrays are supported"));
+    }
+    if field("fortran_order").is_some_and(|v| v.starts_with("True")) {
+        return Err(bad("Fortran-order arrays are not supported; save with np.ascontiguousarray"));
+    }
+    let shape = field("shape").ok_or_else(|| bad("header has no shape"))?;
+    let inner = &shape[shape.find('(').ok_or_else(|| bad("bad shape"))? + 1..shape.find(')').ok_or_else(|| bad("bad shape"))?];
+    let dims: Vec<usize> = inner.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap_or(0)).collect();
+    let (r, c) = match dims.as_slice() {
+        [r, c] => (*r, *c),
+        [r] => (*r, 1),
+        _ => return Err(bad(&format!("expected a 2-D array, shape is ({inner})"))),
+    };
+    let data = &bytes[start + hlen..];
+    let width = if le8 { 8 } else { 4 };
+    if data.len() != r * c * width {
+        return Err(bad(&format!("{} data bytes for shape ({r}, {c})", data.len())));
+    }
+    let values: Vec<f32> = if le8 {
+        data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect()
+    } else {
+        data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    };
+    Ok((r, c, values))
+}
+
+fn format_of(p: &LoadParams, path: &str) -> String {
+    if p.format != "auto" {
+        return p.format.clone();
+    }
+    let ext = Path::new(path).extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" | "tsv" | "txt" => "csv",
+        "parquet" | "pq" => "parquet",
+        "arrow" | "ipc" | "feather" => "ipc",
+        "npy" => "npy",
+        _ => "csv",
+    }
+    .into()
+}
+
+impl TypedStage for Load {
+    type Params = LoadParams;
+    const KIND: &'static str = "load";
+    const VERSION: u32 = 1;
+    const DOC: &'static str = "Load a dataset: a bundled one by name (iris, digits, breast_cancer, boston, diabetes) or a CSV / Parquet / Arrow IPC / .npy file, with column roles (features, targets, label) chosen by name or index range.";
+    const INPUTS: &'static [InputSlot] = &[];
+
+    fn validate(p: &LoadParams) -> Result<(), ParamError> {
+        match (&p.dataset, &p.path) {
+            (Some(_), Some(_)) => return Err(ParamError::new("path", "give either `dataset` or `path`, not both")),
+            (None, None) => return Err(ParamError::new("path", "give `dataset` (a bundled name) or `path` (a file)")),
+            (Some(d), None) if !BUNDLED.iter().any(|(n, _)| n == d) => {
+                let names: Vec<&str> = BUNDLED.iter().map(|(n, _)| *n).collect();
+                return Err(ParamError::new("dataset", format!("no bundled dataset `{d}`; bundled: {}", names.join(", "))));
+            }
+            _ => {}
+        }
+        if !["auto", "csv", "parquet", "ipc", "npy"].contains(&p.format.as_str()) {
+            return Err(ParamError::new("format", format!("unknown format `{}`; expected auto, csv, parquet, ipc or npy", p.format)));
+        }
+        if p.separator.len() != 1 {
+            return Err(ParamError::new("separator", "must be one ASCII character"));
+        }
+        Ok(())
+    }
+
+    fn external_files(p: &LoadParams) -> Vec<String> {
+        p.path.iter().chain(p.y_path.iter()).cloned().collect()
+    }
+
+    fn run(&self, p: &LoadParams, ctx: &Ctx) -> StageResult<Metrics> {
+        let d = if let Some(name) = &p.dataset {
+            bundled(name).ok_or_else(|| StageError::param("dataset", format!("no bundled dataset `{name}`")))?
+        } else {
+            let path_s = p.path.as_deref().unwrap_or_default();
+            let path = ctx.resolve(path_s);
+            if !path.exists() {
+                return Err(StageError::param("path", format!("file not found: {}", path.display())));
+            }
+            if format_of(p, path_s) == "npy" {
+                let (n, c, x) = read_npy(&path, "path")?;
+                let (y, q) = match &p.y_path {
+                    Some(yp) => {
+                        let (ny, q, y) = read_npy(&ctx.resolve(yp), "y_path")?;
+                        if ny != n {
+                            return Err(StageError::param("y_path", format!("{ny} rows, but `path` has {n}")));
+                        }
+                        (y, q)
+                    }
+                    None => (vec![], 0),
+                };
+                Dataset {
+                    features: (0..c).map(|i| format!("x{i}")).collect(),
+                    x,
+                    targets: (0..q).map(|i| format!("y{i}")).collect(),
+                    y,
+                    classes: vec![],
+                    labels: None,
+                    ids: (0..n as i64).collect(),
+                }
+            } else {
+                from_frame(&read_frame(&path, &format_of(p, path_s), p)?, p)?
+            }
+        };
+        d.validate(&format!("stage `{}`", ctx.instance))?;
+        d.write(&ctx.output("out"))?;
+        let mut m = Metrics::new();
+        m.insert("rows".into(), d.rows().into());
+        m.insert("features".into(), d.p().into());
+        m.insert("targets".into(), d.q().into());
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_shapes() {
+        let shapes = [("iris", 150, 4), ("digits", 1797, 64), ("breast_cancer", 569, 30), ("boston", 506, 13), ("diabetes", 442, 10)];
+        for (name, n, p) in shapes {
+            let d = bundled(name).unwrap();
+            assert_eq!((d.rows(), d.p()), (n, p), "{name}");
+        }
+        let iris = bundled("iris").unwrap();
+        let mut counts = [0; 3];
+        for l in iris.labels.unwrap() {
+            counts[l as usize] += 1;
+        }
+        assert_eq!(counts, [50, 50, 50]);
+    }
+
+    #[test]
+    fn csv_roles_by_name_and_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.csv");
+        std::fs::write(&path, "a,b,c,kind\n1,2,3,x\n4,5,6,y\n7,8,9,x\n").unwrap();
+        let p = LoadParams { targets: vec!["c".into()], features: vec!["0..2".into()], label: Some("kind".into()), ..Default::default() };
+        let d = from_frame(&read_frame(&path, "csv", &p).unwrap(), &p).unwrap();
+        assert_eq!(d.features, vec!["a", "b"]);
+        assert_eq!(d.x, vec![1., 2., 4., 5., 7., 8.]);
+        assert_eq!(d.y, vec![3., 6., 9.]);
+        assert_eq!(d.labels, Some(vec![0, 1, 0]));
+        let bad = LoadParams { targets: vec!["cc".into()], ..Default::default() };
+        let e = from_frame(&read_frame(&path, "csv", &bad).unwrap(), &bad).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("targets"));
+        assert!(e.message.contains("did you mean `c`"), "{e}");
+    }
+
+    #[test]
+    fn npy_float64_round_trip() {
+        // np.save("a.npy", np.array([[1.5, -2.0, 3.0], [4.0, 5.0, 6.25]]))
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npy");
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }";
+        let mut h = header.to_string();
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((h.len() as u16).to_le_bytes());
+        bytes.extend(h.as_bytes());
+        for v in [1.5f64, -2.0, 3.0, 4.0, 5.0, 6.25] {
+            bytes.extend(v.to_le_bytes());
+        }
+        std::fs::write(&path, bytes).unwrap();
+        let (r, c, v) = read_npy(&path, "path").unwrap();
+        assert_eq!((r, c), (2, 3));
+        assert_eq!(v, vec![1.5, -2.0, 3.0, 4.0, 5.0, 6.25]);
+    }
+}

@@ -1,0 +1,183 @@
+//! Dense f32 kernels over row-major slices, on the `gemm` crate (the matmul candle itself uses,
+//! built here with its AVX-512 `x86-v4` kernels). Every call names its shapes; the output
+//! buffer is the caller's, so training loops reuse it instead of allocating per step.
+
+use gemm::Parallelism;
+
+fn par(threads: usize) -> Parallelism {
+    if threads <= 1 {
+        Parallelism::None
+    } else {
+        Parallelism::Rayon(threads)
+    }
+}
+
+/// Which operand is transposed: `C = op(A)·op(B)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    N,
+    T,
+}
+
+/// `C (m×n) = beta·C + op(A)·op(B)` where `op(A)` is m×k and `op(B)` is k×n, row-major;
+/// `A` is stored m×k (`Op::N`) or k×m (`Op::T`), likewise `B`. `beta` is 0 or 1.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    c: &mut [f32],
+    a: &[f32],
+    ta: Op,
+    b: &[f32],
+    tb: Op,
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+    threads: usize,
+) {
+    assert_eq!(c.len(), m * n, "gemm: C is {} values, expected {m}×{n}", c.len());
+    assert_eq!(a.len(), m * k, "gemm: A is {} values, expected {m}×{k}", a.len());
+    assert_eq!(b.len(), k * n, "gemm: B is {} values, expected {k}×{n}", b.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
+    // Row-major X stored r×c: element (i, j) at i*c + j, so rs = c, cs = 1.
+    let (a_rs, a_cs) = match ta {
+        Op::N => (k as isize, 1),
+        Op::T => (1, m as isize),
+    };
+    let (b_rs, b_cs) = match tb {
+        Op::N => (n as isize, 1),
+        Op::T => (1, k as isize),
+    };
+    // SAFETY: the asserts above bound every index the strides reach.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par(threads),
+        );
+    }
+}
+
+/// Solves the symmetric positive-definite system `A x = b` (A n×n, f64) by Cholesky, adding
+/// `ridge` to the diagonal. Returns `None` if A is not positive definite.
+pub fn cholesky_solve(a: &[f64], n: usize, b: &mut [f64], nrhs: usize, ridge: f64) -> Option<()> {
+    let mut l = a.to_vec();
+    for i in 0..n {
+        l[i * n + i] += ridge;
+    }
+    for j in 0..n {
+        let mut d = l[j * n + j];
+        for k in 0..j {
+            d -= l[j * n + k] * l[j * n + k];
+        }
+        if d <= 0.0 {
+            return None;
+        }
+        let d = d.sqrt();
+        l[j * n + j] = d;
+        for i in j + 1..n {
+            let mut s = l[i * n + j];
+            for k in 0..j {
+                s -= l[i * n + k] * l[j * n + k];
+            }
+            l[i * n + j] = s / d;
+        }
+    }
+    // b is n × nrhs row-major: forward then backward substitution per column.
+    for c in 0..nrhs {
+        for i in 0..n {
+            let mut s = b[i * nrhs + c];
+            for k in 0..i {
+                s -= l[i * n + k] * b[k * nrhs + c];
+            }
+            b[i * nrhs + c] = s / l[i * n + i];
+        }
+        for i in (0..n).rev() {
+            let mut s = b[i * nrhs + c];
+            for k in i + 1..n {
+                s -= l[k * n + i] * b[k * nrhs + c];
+            }
+            b[i * nrhs + c] = s / l[i * n + i];
+        }
+    }
+    Some(())
+}
+
+/// Ordinary least squares with intercept: returns (W p×q, b q) minimizing ‖XW + 1bᵀ − Y‖².
+pub fn ols(x: &[f32], y: &[f32], n: usize, p: usize, q: usize, ridge: f64) -> (Vec<f64>, Vec<f64>) {
+    let mx: Vec<f64> = (0..p).map(|j| (0..n).map(|i| f64::from(x[i * p + j])).sum::<f64>() / n as f64).collect();
+    let my: Vec<f64> = (0..q).map(|j| (0..n).map(|i| f64::from(y[i * q + j])).sum::<f64>() / n as f64).collect();
+    let xc: Vec<f32> = (0..n * p).map(|t| (f64::from(x[t]) - mx[t % p]) as f32).collect();
+    let yc: Vec<f32> = (0..n * q).map(|t| (f64::from(y[t]) - my[t % q]) as f32).collect();
+    let mut xtx = vec![0f32; p * p];
+    gemm(&mut xtx, &xc, Op::T, &xc, Op::N, p, p, n, false, 2);
+    let mut xty = vec![0f32; p * q];
+    gemm(&mut xty, &xc, Op::T, &yc, Op::N, p, q, n, false, 2);
+    let a: Vec<f64> = xtx.iter().map(|&v| f64::from(v)).collect();
+    let mut w: Vec<f64> = xty.iter().map(|&v| f64::from(v)).collect();
+    cholesky_solve(&a, p, &mut w, q, ridge.max(1e-6 * n as f64)).expect("ridge keeps XᵀX positive definite");
+    let b: Vec<f64> = (0..q).map(|j| my[j] - (0..p).map(|i| mx[i] * w[i * q + j]).sum::<f64>()).collect();
+    (w, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemm_all_transpose_combinations_match_naive() {
+        let (m, n, k) = (3, 4, 5);
+        let a: Vec<f32> = (0..m * k).map(|v| v as f32 * 0.5 - 3.0).collect(); // m×k
+        let b: Vec<f32> = (0..k * n).map(|v| (v as f32).sin()).collect(); // k×n
+        let naive = |i: usize, j: usize| (0..k).map(|t| a[i * k + t] * b[t * n + j]).sum::<f32>();
+        let at: Vec<f32> = (0..k * m).map(|t| a[(t % m) * k + t / m]).collect(); // k×m
+        let bt: Vec<f32> = (0..n * k).map(|t| b[(t % k) * n + t / k]).collect(); // n×k
+        for (aa, ta) in [(&a, Op::N), (&at, Op::T)] {
+            for (bb, tb) in [(&b, Op::N), (&bt, Op::T)] {
+                let mut c = vec![1.0f32; m * n];
+                gemm(&mut c, aa, ta, bb, tb, m, n, k, true, 1);
+                for i in 0..m {
+                    for j in 0..n {
+                        assert!((c[i * n + j] - 1.0 - naive(i, j)).abs() < 1e-4, "{ta:?}{tb:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ols_recovers_an_exact_linear_map() {
+        // y0 = 2 x0 - x1 + 3, y1 = 0.5 x1 - 1 on 6 points.
+        let x = [0., 1., 1., 0., 2., 3., -1., 2., 4., -2., 3., 3.];
+        let y: Vec<f32> = x.chunks(2).flat_map(|r| [2. * r[0] - r[1] + 3., 0.5 * r[1] - 1.]).collect();
+        let (w, b) = ols(&x, &y, 6, 2, 2, 0.0);
+        let want_w = [2.0, 0.0, -1.0, 0.5];
+        for (g, e) in w.iter().zip(want_w) {
+            assert!((g - e).abs() < 1e-3, "{w:?}");
+        }
+        assert!((b[0] - 3.0).abs() < 1e-3 && (b[1] + 1.0).abs() < 1e-3, "{b:?}");
+    }
+}
