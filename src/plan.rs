@@ -389,12 +389,24 @@ pub fn plan(spec: Spec) -> Result<Plan> {
             graph.update_edge(nodes[b.instance], nodes[i], ());
         }
     }
-    let order = match petgraph::algo::toposort(&graph, None) {
-        Ok(o) => o.into_iter().map(|n| graph[n]).collect(),
-        Err(c) => {
-            return Err(Error::Invalid(vec![Problem::at(&instances[graph[c.node_id()]].loc, "dependency cycle", "in a cycle")], spec.sources));
+    // Kahn's algorithm, lowest instance index first: a stable order that follows the file.
+    let mut indeg: Vec<usize> = nodes.iter().map(|&n| graph.neighbors_directed(n, petgraph::Direction::Incoming).count()).collect();
+    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+        (0..instances.len()).filter(|&i| indeg[i] == 0).map(std::cmp::Reverse).collect();
+    let mut order = Vec::with_capacity(instances.len());
+    while let Some(std::cmp::Reverse(i)) = heap.pop() {
+        order.push(i);
+        for m in graph.neighbors(nodes[i]) {
+            indeg[graph[m]] -= 1;
+            if indeg[graph[m]] == 0 {
+                heap.push(std::cmp::Reverse(graph[m]));
+            }
         }
-    };
+    }
+    if order.len() != instances.len() {
+        let stuck = (0..instances.len()).find(|i| !order.contains(i)).unwrap_or(0);
+        return Err(Error::Invalid(vec![Problem::at(&instances[stuck].loc, "dependency cycle", "in a cycle")], spec.sources));
+    }
     Ok(Plan { spec, instances, graph, order })
 }
 

@@ -14,7 +14,7 @@ pub mod nn;
 pub mod params;
 pub mod rng;
 
-// mod command;
+mod command;
 mod dedupe;
 // mod evaluate;
 mod load;
@@ -26,7 +26,7 @@ mod subsample;
 mod synthetic_geo;
 // mod tabulate;
 mod target_split;
-// mod train;
+mod train;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -256,11 +256,11 @@ pub fn registry() -> &'static [&'static dyn Stage] {
         &split::Split,
         &target_split::TargetSplit,
         &subsample::Subsample,
-        // &train::Train,
+        &train::Train,
         // &evaluate::Evaluate,
         // &tabulate::Tabulate,
         // &plot::Plot,
-        // &command::Command,
+        &command::Command,
     ];
     REGISTRY
 }

@@ -1,4 +1,9 @@
 //! Neural-network pieces for the `train` stage: dense kernels, activations, losses,
-//! optimizers, initializers, Lipschitz learning rates and the MLP training loop.
+//! optimizers, initializers and the MLP with its hand-written backward pass.
 
+pub mod act;
+pub mod init;
 pub mod linalg;
+pub mod loss;
+pub mod mlp;
+pub mod optim;
