@@ -16,17 +16,17 @@ pub mod rng;
 
 mod command;
 mod dedupe;
-// mod evaluate;
+mod evaluate;
 mod load;
-// mod plot;
+mod plot;
 mod quantile_normalize;
 mod split;
-mod standardize;
+pub mod standardize;
 mod subsample;
 mod synthetic_geo;
-// mod tabulate;
+mod tabulate;
 mod target_split;
-mod train;
+pub mod train;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -257,9 +257,9 @@ pub fn registry() -> &'static [&'static dyn Stage] {
         &target_split::TargetSplit,
         &subsample::Subsample,
         &train::Train,
-        // &evaluate::Evaluate,
-        // &tabulate::Tabulate,
-        // &plot::Plot,
+        &evaluate::Evaluate,
+        &tabulate::Tabulate,
+        &plot::Plot,
         &command::Command,
     ];
     REGISTRY

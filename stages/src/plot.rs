@@ -1,0 +1,174 @@
+//! `plot`: line plots of per-epoch histories (the LALR paper's Figures 1–4: learning rate per
+//! epoch and MAE per epoch, Lipschitz vs decay), drawn with plotters into SVG. One line per
+//! combination of the `series` axes, averaged over the other axes (the replicates).
+
+use crate::{read_json, stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
+use plotters::prelude::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+stage_params! {
+    /// Params of `plot`.
+    pub struct PlotParams {
+        /// History field on the y axis: "lr", "train_loss", "eval_mae", "eval_accuracy", …
+        y: String = "lr".into(),
+        /// Axes whose values make one line each.
+        series: Vec<String> = vec![],
+        /// Display names of axis values: { model = { dgex_d = "D-GEX(D)" } }.
+        labels: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new(),
+        /// Chart title.
+        title: String = String::new(),
+        /// y-axis label (default: the field name).
+        y_label: String = String::new(),
+        /// Logarithmic y axis.
+        log_y: bool = false,
+        /// Width in pixels.
+        width: u32 = 800,
+        /// Height in pixels.
+        height: u32 = 500,
+    }
+}
+
+pub struct Plot;
+
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        o => o.to_string(),
+    }
+}
+
+/// Mean curve per series: name → [(epoch, value)].
+pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) -> StageResult<BTreeMap<String, Vec<(f64, f64)>>> {
+    let mut acc: BTreeMap<String, BTreeMap<i64, (f64, usize)>> = BTreeMap::new();
+    for (axes, hist) in inputs {
+        let name: Vec<String> = p
+            .series
+            .iter()
+            .map(|a| {
+                let raw = axes.get(a).map(show).unwrap_or_default();
+                let lab = p.labels.get(a).and_then(|m| m.get(&raw)).cloned();
+                lab.unwrap_or(if p.series.len() > 1 { format!("{a}={raw}") } else { raw })
+            })
+            .collect();
+        let entry = acc.entry(name.join(", ")).or_default();
+        for h in hist {
+            let (Some(e), Some(v)) = (h.get("epoch").and_then(Value::as_i64), h.get(&p.y).and_then(Value::as_f64)) else {
+                if h.get(&p.y).is_none() {
+                    return Err(StageError::param("y", format!("history has no field `{}`", p.y)));
+                }
+                continue;
+            };
+            let s = entry.entry(e).or_insert((0.0, 0));
+            s.0 += v;
+            s.1 += 1;
+        }
+    }
+    Ok(acc.into_iter().map(|(k, m)| (k, m.into_iter().map(|(e, (s, n))| (e as f64, s / n as f64)).collect())).collect())
+}
+
+pub fn draw_svg(p: &PlotParams, curves: &BTreeMap<String, Vec<(f64, f64)>>) -> StageResult<String> {
+    let mut svg = String::new();
+    {
+        let err = |e: String| StageError::msg(format!("plot: {e}"));
+        let root = SVGBackend::with_string(&mut svg, (p.width, p.height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let pts = curves.values().flatten();
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+        for (x, y) in pts {
+            x0 = x0.min(*x);
+            x1 = x1.max(*x);
+            y0 = y0.min(*y);
+            y1 = y1.max(*y);
+        }
+        if !x0.is_finite() {
+            return Err(StageError::msg("plot: no points"));
+        }
+        if x1 <= x0 {
+            x1 = x0 + 1.0;
+        }
+        if y1 <= y0 {
+            y1 = y0 + y0.abs().max(1e-12);
+        }
+        let ylab = if p.y_label.is_empty() { p.y.clone() } else { p.y_label.clone() };
+        let mut builder = ChartBuilder::on(&root);
+        builder.caption(&p.title, ("sans-serif", 20)).margin(12).x_label_area_size(40).y_label_area_size(80);
+        macro_rules! body {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart.configure_mesh().x_desc("epoch").y_desc(ylab.as_str()).draw().map_err(|e| err(e.to_string()))?;
+                for (i, (name, pts)) in curves.iter().enumerate() {
+                    let c = COLORS[i % COLORS.len()];
+                    chart
+                        .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+                        .map_err(|e| err(e.to_string()))?
+                        .label(name.as_str())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                }
+                chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(e.to_string()))?;
+            }};
+        }
+        if p.log_y {
+            let lo = y0.max(1e-12);
+            body!(builder.build_cartesian_2d(x0..x1, (lo..y1 * 1.05).log_scale()).map_err(|e| err(e.to_string()))?);
+        } else {
+            let pad = (y1 - y0) * 0.05;
+            body!(builder.build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad)).map_err(|e| err(e.to_string()))?);
+        }
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+impl TypedStage for Plot {
+    type Params = PlotParams;
+    const KIND: &'static str = "plot";
+    const VERSION: u32 = 1;
+    const DOC: &'static str = "Line plot (SVG) of a per-epoch history field (lr, train_loss, eval_mae, …) over many training runs: one line per combination of the `series` axes, averaged over the rest. The LALR paper's Figures 1–4.";
+    const INPUTS: &'static [InputSlot] = &[InputSlot::many("inputs", "training histories, e.g. \"train[*].history\"")];
+
+    fn outputs(_p: &PlotParams) -> Vec<String> {
+        vec!["svg".into()]
+    }
+
+    fn run(&self, p: &PlotParams, ctx: &Ctx) -> StageResult<Metrics> {
+        let mut inputs = Vec::new();
+        for a in ctx.inputs.get("inputs").into_iter().flatten() {
+            let h: Vec<Value> = read_json(&a.path)?;
+            inputs.push((a.axes.clone(), h));
+        }
+        let c = curves(p, &inputs)?;
+        std::fs::write(ctx.output("svg"), draw_svg(p, &c)?)?;
+        Ok(Metrics::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn curves_average_replicates_and_svg_renders() {
+        let h = |a: f64| vec![json!({"epoch": 1, "lr": a}), json!({"epoch": 2, "lr": a / 2.0})];
+        let ax = |m: &str, r: i64| BTreeMap::from([("model".to_string(), json!(m)), ("rep".to_string(), json!(r))]);
+        let p = PlotParams { series: vec!["model".into()], ..Default::default() };
+        let c = curves(&p, &[(ax("a", 1), h(1.0)), (ax("a", 2), h(3.0)), (ax("b", 1), h(5.0))]).unwrap();
+        assert_eq!(c["a"], vec![(1.0, 2.0), (2.0, 1.0)]);
+        assert_eq!(c["b"], vec![(1.0, 5.0), (2.0, 2.5)]);
+        let svg = draw_svg(&p, &c).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{}", &svg[..200.min(svg.len())]);
+        assert_eq!(svg, draw_svg(&p, &c).unwrap());
+    }
+}
