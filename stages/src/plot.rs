@@ -50,9 +50,12 @@ fn show(v: &Value) -> String {
 }
 
 /// Mean curve per series: name → [(epoch, value)].
-pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) -> StageResult<BTreeMap<String, Vec<(f64, f64)>>> {
+pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) -> StageResult<Vec<(String, Vec<(f64, f64)>)>> {
+    // Series in numeric-aware order of their axis values (500 before 1500).
+    let mut order: Vec<(Vec<Value>, String)> = Vec::new();
     let mut acc: BTreeMap<String, BTreeMap<i64, (f64, usize)>> = BTreeMap::new();
     for (axes, hist) in inputs {
+        let key: Vec<Value> = p.series.iter().map(|a| axes.get(a).cloned().unwrap_or(Value::Null)).collect();
         let name: Vec<String> = p
             .series
             .iter()
@@ -62,7 +65,11 @@ pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) 
                 lab.unwrap_or(if p.series.len() > 1 { format!("{a}={raw}") } else { raw })
             })
             .collect();
-        let entry = acc.entry(name.join(", ")).or_default();
+        let name = name.join(", ");
+        if !order.iter().any(|(_, n)| *n == name) {
+            order.push((key, name.clone()));
+        }
+        let entry = acc.entry(name).or_default();
         for h in hist {
             let (Some(e), Some(v)) = (h.get("epoch").and_then(Value::as_i64), h.get(&p.y).and_then(Value::as_f64)) else {
                 if h.get(&p.y).is_none() {
@@ -75,16 +82,34 @@ pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) 
             s.1 += 1;
         }
     }
-    Ok(acc.into_iter().map(|(k, m)| (k, m.into_iter().map(|(e, (s, n))| (e as f64, s / n as f64)).collect())).collect())
+    order.sort_by(|a, b| {
+        for (x, y) in a.0.iter().zip(&b.0) {
+            let o = match (x.as_f64(), y.as_f64()) {
+                (Some(p), Some(q)) => p.total_cmp(&q),
+                _ => show(x).cmp(&show(y)),
+            };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    Ok(order
+        .into_iter()
+        .map(|(_, name)| {
+            let pts = acc.remove(&name).unwrap_or_default().into_iter().map(|(e, (s, n))| (e as f64, s / n as f64)).collect();
+            (name, pts)
+        })
+        .collect())
 }
 
-pub fn draw_svg(p: &PlotParams, curves: &BTreeMap<String, Vec<(f64, f64)>>) -> StageResult<String> {
+pub fn draw_svg(p: &PlotParams, curves: &[(String, Vec<(f64, f64)>)]) -> StageResult<String> {
     let mut svg = String::new();
     {
         let err = |e: String| StageError::msg(format!("plot: {e}"));
         let root = SVGBackend::with_string(&mut svg, (p.width, p.height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let pts = curves.values().flatten();
+        let pts = curves.iter().flat_map(|(_, v)| v);
         let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
         for (x, y) in pts {
             x0 = x0.min(*x);
@@ -107,7 +132,12 @@ pub fn draw_svg(p: &PlotParams, curves: &BTreeMap<String, Vec<(f64, f64)>>) -> S
         macro_rules! body {
             ($chart:expr) => {{
                 let mut chart = $chart;
-                chart.configure_mesh().x_desc("epoch").y_desc(ylab.as_str()).draw().map_err(|e| err(e.to_string()))?;
+                chart
+                    .configure_mesh()
+                    .x_desc("epoch")
+                    .y_desc(ylab.as_str())
+                    .y_label_formatter(&|v: &f64| if v.abs() < 1e-2 && *v != 0.0 { format!("{v:.1e}") } else { format!("{v:.3}") })
+                    .draw().map_err(|e| err(e.to_string()))?;
                 for (i, (name, pts)) in curves.iter().enumerate() {
                     let c = COLORS[i % COLORS.len()];
                     chart
@@ -134,7 +164,7 @@ pub fn draw_svg(p: &PlotParams, curves: &BTreeMap<String, Vec<(f64, f64)>>) -> S
 impl TypedStage for Plot {
     type Params = PlotParams;
     const KIND: &'static str = "plot";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const DOC: &'static str = "Line plot (SVG) of a per-epoch history field (lr, train_loss, eval_mae, …) over many training runs: one line per combination of the `series` axes, averaged over the rest. The LALR paper's Figures 1–4.";
     const INPUTS: &'static [InputSlot] = &[InputSlot::many("inputs", "training histories, e.g. \"train[*].history\"")];
 
@@ -165,8 +195,8 @@ mod tests {
         let ax = |m: &str, r: i64| BTreeMap::from([("model".to_string(), json!(m)), ("rep".to_string(), json!(r))]);
         let p = PlotParams { series: vec!["model".into()], ..Default::default() };
         let c = curves(&p, &[(ax("a", 1), h(1.0)), (ax("a", 2), h(3.0)), (ax("b", 1), h(5.0))]).unwrap();
-        assert_eq!(c["a"], vec![(1.0, 2.0), (2.0, 1.0)]);
-        assert_eq!(c["b"], vec![(1.0, 5.0), (2.0, 2.5)]);
+        assert_eq!(c[0], ("a".to_string(), vec![(1.0, 2.0), (2.0, 1.0)]));
+        assert_eq!(c[1], ("b".to_string(), vec![(1.0, 5.0), (2.0, 2.5)]));
         let svg = draw_svg(&p, &c).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{}", &svg[..200.min(svg.len())]);
         assert_eq!(svg, draw_svg(&p, &c).unwrap());
