@@ -228,6 +228,7 @@ pub fn plan(spec: Spec) -> Result<Plan> {
             let mut key_locs: BTreeMap<String, (Loc, Loc)> = BTreeMap::new();
             let idx = instances.len();
             let mut slots_seen = Vec::new();
+            let problems_before = problems.len();
             for (k, kl, v) in &st.entries {
                 let v = interpolate(v, &env, &mut problems);
                 if let Some(slot) = kind.inputs().iter().find(|s| s.name == k) {
@@ -271,8 +272,11 @@ pub fn plan(spec: Spec) -> Result<Plan> {
                     );
                 }
             }
+            let interpolation_failed = problems.len() > problems_before;
             let params = match kind.canonicalize(&raw) {
                 Ok(p) => p,
+                // A value left uninterpolated would only repeat the problem already reported.
+                Err(_) if interpolation_failed => J::Null,
                 Err(e) => {
                     let top = e.param.split(['.', '[']).next().unwrap_or("").to_string();
                     let (loc, label) = match key_locs.get(&top) {
@@ -319,8 +323,10 @@ pub fn plan(spec: Spec) -> Result<Plan> {
             let Some(cands) = by_stage.get(&r.stage) else { continue };
             let me = &instances[p.inst];
             let target_axes: Vec<String> = instances[cands[0]].axes.keys().cloned().collect();
+            let mut bad_selector = false;
             for (a, _) in &r.selectors {
                 if !target_axes.contains(a) {
+                    bad_selector = true;
                     problems.push(Problem::at(rl, format!("stage `{}` has no matrix axis `{a}`", r.stage), "bad selector").help(format!(
                         "axes of `{}`: {}",
                         r.stage,
@@ -342,6 +348,9 @@ pub fn plan(spec: Spec) -> Result<Plan> {
                 .iter()
                 .filter(|a| !me.axes.contains_key(*a) && !r.selectors.iter().any(|(s, _)| s == *a))
                 .collect();
+            if bad_selector {
+                continue;
+            }
             if matching.is_empty() {
                 problems.push(Problem::at(rl, format!("bad matrix binding: no instance of `{}` matches `{}`", r.stage, me.name), "matches nothing").help("shared axis names bind instances; check the axis values on both sides"));
                 continue;

@@ -254,6 +254,15 @@ impl Loader {
     }
 }
 
+/// "an integer", "a string".
+fn a(noun: &str) -> String {
+    if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {noun}")
+    } else {
+        format!("a {noun}")
+    }
+}
+
 fn same_type(declared: &V, given: &V) -> bool {
     matches!(
         (declared, given),
@@ -319,7 +328,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Spec> {
                 });
             }
             Some(decl) if !same_type(&decl.v, &val.v) => {
-                let msg = format!("{origin} gives var `{key}` a {}, but it is declared as a {}", val.v.type_name(), decl.v.type_name());
+                let msg = format!("{origin} gives var `{key}` {}, but it is declared as {}", a(val.v.type_name()), a(decl.v.type_name()));
                 ld.problems.push(Problem::at(&val.loc, msg, format!("expected {}", decl.v.type_name())));
             }
             Some(decl) => {
@@ -354,7 +363,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Spec> {
                     None => ld.problems.push(Problem::at(kl, format!("profile `{pname}` sets unknown var `{k}`"), "not declared in [vars]")),
                     Some(d) if !same_type(&d.v, &v.v) => ld.problems.push(Problem::at(
                         &v.loc,
-                        format!("profile `{pname}` gives var `{k}` a {}, but it is declared as a {}", v.v.type_name(), d.v.type_name()),
+                        format!("profile `{pname}` gives var `{k}` {}, but it is declared as {}", a(v.v.type_name()), a(d.v.type_name())),
                         format!("expected {}", d.v.type_name()),
                     )),
                     _ => {}

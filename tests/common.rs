@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests: a fresh project directory per test and the
+//! `repro` binary run inside it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Proj {
+    pub dir: tempfile::TempDir,
+}
+
+impl Proj {
+    pub fn new() -> Proj {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+        Proj { dir }
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_repro"));
+        c.args(args).current_dir(self.dir.path()).env_remove("REPRO_CACHE_DIR").env("NO_COLOR", "1");
+        c
+    }
+    pub fn repro(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+    /// `repro run --json …`: the parsed document; panics on a non-JSON answer.
+    pub fn run_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["run", "--json"];
+        a.extend_from_slice(args);
+        let out = self.repro(&a);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("not JSON ({e}): stdout {} stderr {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        })
+    }
+}
+
+/// Names of the instances with a given status in a `--json` run document.
+pub fn with_status(doc: &serde_json::Value, status: &str) -> Vec<String> {
+    let mut v: Vec<String> = doc["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == status)
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Compares text with `tests/snapshots/<name>.txt`; `UPDATE_SNAPSHOTS=1` rewrites the file.
+pub fn snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.txt"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing snapshot {}; run with UPDATE_SNAPSHOTS=1", path.display()));
+    assert_eq!(actual, want, "snapshot {name} differs; review and run with UPDATE_SNAPSHOTS=1 to accept");
+}

@@ -1,0 +1,362 @@
+//! The engine's behaviour end to end, with the `command` stage (shell one-liners) so that
+//! every test runs in milliseconds: what reruns, what stays cached, crash safety, corruption,
+//! concurrency, exit codes.
+
+mod common;
+use common::{with_status, Proj};
+
+const CHAIN: &str = r#"
+[pipeline]
+name = "chain"
+seed = 1
+
+[vars]
+n = 3
+suffix = "x"
+
+[stage.a]
+kind = "command"
+run = ["sh", "-c", "echo ${n} > {out:out}"]
+
+[stage.b]
+kind = "command"
+inputs = ["a"]
+run = ["sh", "-c", "cat {in0} > {out:out}; echo ${suffix} >> {out:out}"]
+
+[stage.c]
+kind = "command"
+inputs = ["b"]
+run = ["sh", "-c", "cat {in0} {in0} > {out:out}"]
+
+[stage.d]
+kind = "command"
+inputs = ["a"]
+matrix = { rep = [1, 2] }
+run = ["sh", "-c", "cat {in0} > {out:out}; echo ${rep} >> {out:out}"]
+
+[stage.all]
+kind = "command"
+inputs = ["d[*]", "c"]
+run = ["sh", "-c", "cat {in} > {out:out}"]
+"#;
+
+#[test]
+fn first_run_executes_every_stage_and_a_second_run_none() {
+    let p = Proj::new();
+    p.write("pipelines/chain.toml", CHAIN);
+    let first = p.run_json(&["pipelines/chain.toml"]);
+    assert_eq!(first["ran"], 6);
+    assert_eq!(first["failed"], 0);
+    let second = p.run_json(&["pipelines/chain.toml"]);
+    assert_eq!(second["ran"], 0);
+    assert_eq!(second["cached"], 6);
+}
+
+#[test]
+fn changing_one_param_reruns_exactly_its_downstream() {
+    let p = Proj::new();
+    p.write("pipelines/chain.toml", CHAIN);
+    p.run_json(&["pipelines/chain.toml"]);
+    let doc = p.run_json(&["pipelines/chain.toml", "--set", "suffix=y"]);
+    assert_eq!(with_status(&doc, "ran"), vec!["all", "b", "c"]);
+    assert_eq!(with_status(&doc, "cached"), vec!["a", "d[rep=1]", "d[rep=2]"]);
+}
+
+#[test]
+fn renaming_reordering_and_comments_rerun_nothing() {
+    let p = Proj::new();
+    p.write("pipelines/chain.toml", CHAIN);
+    p.run_json(&["pipelines/chain.toml"]);
+    // Stage `b` renamed to `middle`, keys reordered, comments and blank lines added.
+    let edited = r#"
+# a comment
+[pipeline]
+seed = 1
+name = "chain"
+
+[vars]
+suffix = "x"   # trailing comment
+n = 3
+
+[stage.all]
+inputs = ["d[*]", "c"]
+kind = "command"
+run = ["sh", "-c", "cat {in} > {out:out}"]
+
+[stage.c]
+run = ["sh", "-c", "cat {in0} {in0} > {out:out}"]
+inputs = ["middle"]
+kind = "command"
+
+[stage.middle]
+kind = "command"
+run = ["sh", "-c", "cat {in0} > {out:out}; echo ${suffix} >> {out:out}"]
+inputs = ["a"]
+
+[stage.d]
+matrix = { rep = [1, 2] }
+kind = "command"
+inputs = ["a"]
+run = ["sh", "-c", "cat {in0} > {out:out}; echo ${rep} >> {out:out}"]
+
+[stage.a]
+kind = "command"
+run = ["sh", "-c", "echo ${n} > {out:out}"]
+"#;
+    p.write("pipelines/chain.toml", edited);
+    let doc = p.run_json(&["pipelines/chain.toml"]);
+    assert_eq!(doc["ran"], 0, "{doc}");
+    assert_eq!(doc["cached"], 6);
+}
+
+#[test]
+fn an_upstream_change_with_identical_bytes_leaves_downstream_cached() {
+    let p = Proj::new();
+    p.write("pipelines/chain.toml", CHAIN);
+    p.run_json(&["pipelines/chain.toml"]);
+    // printf writes the same bytes as echo: `a` reruns, its output hash is unchanged.
+    let same_bytes = CHAIN.replace("echo ${n} > {out:out}", "printf '%s\\n' ${n} > {out:out}");
+    p.write("pipelines/chain.toml", &same_bytes);
+    let doc = p.run_json(&["pipelines/chain.toml"]);
+    assert_eq!(with_status(&doc, "ran"), vec!["a"]);
+    assert_eq!(doc["cached"], 5);
+}
+
+#[test]
+fn status_explains_field_by_field() {
+    let p = Proj::new();
+    p.write("pipelines/chain.toml", CHAIN);
+    let out = p.repro(&["status", "pipelines/chain.toml"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("stale  a: new"), "{text}");
+    p.run_json(&["pipelines/chain.toml"]);
+    let out = p.repro(&["status", "pipelines/chain.toml", "--set", "n=4"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(r#"stale  a: params.run: ["sh","-c","echo 3 > {out:out}"] → ["sh","-c","echo 4 > {out:out}"]"#), "{text}");
+    assert!(text.contains("stale  b: input a is stale"), "{text}");
+    let out = p.repro(&["status", "pipelines/chain.toml", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["stages"].as_array().unwrap().iter().all(|s| s["status"] == "fresh"));
+}
+
+#[test]
+fn kill_9_mid_stage_leaves_nothing_trusted_and_a_rerun_completes() {
+    let p = Proj::new();
+    let mark = p.path("started");
+    let text = format!(
+        r#"
+[stage.slow]
+kind = "command"
+run = ["sh", "-c", "if [ ! -f {mark} ]; then touch {mark}; echo partial > {{out:out}}; sleep 60; fi; echo done > {{out:out}}"]
+
+[stage.after]
+kind = "command"
+inputs = ["slow"]
+run = ["sh", "-c", "cat {{in0}} > {{out:out}}"]
+"#,
+        mark = mark.display()
+    );
+    p.write("pipelines/k.toml", &text);
+    let mut child = p.cmd(&["run", "pipelines/k.toml", "-q"]).spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    while !mark.exists() {
+        assert!(t0.elapsed().as_secs() < 30, "stage never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // No record exists for the killed stage, so nothing is trusted; the rerun completes.
+    let runs: Vec<_> = walk(&p.path("cache/runs"));
+    assert!(runs.is_empty(), "{runs:?}");
+    let doc = p.run_json(&["pipelines/k.toml"]);
+    assert_eq!(doc["ran"], 2, "{doc}");
+    let out = p.repro(&["run", "pipelines/k.toml", "--json"]);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["cached"], 2);
+    let objs = walk(&p.path("cache/objects"));
+    let contents: Vec<String> = objs.iter().map(|o| std::fs::read_to_string(o).unwrap()).collect();
+    assert!(contents.iter().all(|c| c == "done\n"), "{contents:?}");
+    let verify = p.repro(&["verify"]);
+    assert!(verify.status.success());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+fn corrupt_object_of(p: &Proj, content: &str) -> std::path::PathBuf {
+    let obj = walk(&p.path("cache/objects")).into_iter().find(|o| std::fs::read_to_string(o).ok().as_deref() == Some(content)).expect("object");
+    let mut perm = std::fs::metadata(&obj).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&obj, perm).unwrap();
+    // Same length, different bytes, and an older mtime would not save it either: the
+    // mtime check triggers a rehash.
+    std::fs::write(&obj, content.replace('3', "7")).unwrap();
+    obj
+}
+
+#[test]
+fn a_corrupted_object_is_detected_by_verify_and_recomputed_by_run() {
+    let p = Proj::new();
+    p.write("pipelines/chain.toml", CHAIN);
+    p.run_json(&["pipelines/chain.toml"]);
+    corrupt_object_of(&p, "3\n");
+    let v = p.repro(&["verify"]);
+    assert_eq!(v.status.code(), Some(1));
+    let text = String::from_utf8(v.stdout).unwrap();
+    assert!(text.contains("1 corrupt"), "{text}");
+    assert_eq!(walk(&p.path("cache/quarantine")).len(), 1);
+    let doc = p.run_json(&["pipelines/chain.toml"]);
+    assert_eq!(with_status(&doc, "ran"), vec!["a"], "only the lost object's stage recomputes: {doc}");
+    assert!(p.repro(&["verify"]).status.success());
+}
+
+#[test]
+fn run_itself_detects_a_corrupted_object_and_recomputes_it() {
+    let p = Proj::new();
+    p.write("pipelines/chain.toml", CHAIN);
+    p.run_json(&["pipelines/chain.toml"]);
+    corrupt_object_of(&p, "3\n");
+    let doc = p.run_json(&["pipelines/chain.toml"]);
+    assert_eq!(with_status(&doc, "ran"), vec!["a"], "{doc}");
+    assert!(p.repro(&["verify"]).status.success());
+}
+
+#[test]
+fn two_concurrent_runs_both_succeed_and_each_stage_runs_once() {
+    let p = Proj::new();
+    let counter = p.path("counter");
+    let text = format!(
+        r#"
+[stage.slow]
+kind = "command"
+matrix = {{ i = [1, 2, 3] }}
+run = ["sh", "-c", "echo ${{i}} >> {c}; sleep 0.5; echo ${{i}} > {{out:out}}"]
+
+[stage.join]
+kind = "command"
+inputs = ["slow[*]"]
+run = ["sh", "-c", "echo join >> {c}; cat {{in}} > {{out:out}}"]
+"#,
+        c = counter.display()
+    );
+    p.write("pipelines/c.toml", &text);
+    let a = p.cmd(&["run", "--json", "pipelines/c.toml"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let b = p.cmd(&["run", "--json", "pipelines/c.toml"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    let da: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    let db: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
+    assert_eq!(da["ran"].as_u64().unwrap() + db["ran"].as_u64().unwrap(), 4, "{da} {db}");
+    let mut lines: Vec<String> = std::fs::read_to_string(&counter).unwrap().lines().map(String::from).collect();
+    lines.sort();
+    assert_eq!(lines, vec!["1", "2", "3", "join"]);
+}
+
+#[test]
+fn exit_codes_and_failure_messages() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/f.toml",
+        r#"
+[stage.ok]
+kind = "command"
+run = ["sh", "-c", "echo fine > {out:out}"]
+
+[stage.bad]
+kind = "command"
+run = ["sh", "-c", "echo oh no >&2; exit 3"]
+
+[stage.after_bad]
+kind = "command"
+inputs = ["bad"]
+run = ["sh", "-c", "cat {in0} > {out:out}"]
+
+[stage.no_output]
+kind = "command"
+run = ["true"]
+"#,
+    );
+    let out = p.repro(&["run", "pipelines/f.toml", "--keep-going", "-j", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("FAILED  bad") && err.contains("oh no") && err.contains("exit status: 3"), "{err}");
+    assert!(err.contains("did not write output `out`"), "{err}");
+    let doc = p.run_json(&["pipelines/f.toml", "--keep-going"]);
+    assert_eq!(with_status(&doc, "skipped"), vec!["after_bad"]);
+    assert_eq!(with_status(&doc, "cached"), vec!["ok"]);
+    // Invalid pipeline or usage: exit 2.
+    assert_eq!(p.repro(&["run", "pipelines/missing.toml"]).status.code(), Some(2));
+    assert_eq!(p.repro(&["run", "pipelines/f.toml", "--target", "nope"]).status.code(), Some(2));
+    assert_eq!(p.repro(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn target_runs_only_what_it_needs_and_dry_run_runs_nothing() {
+    let p = Proj::new();
+    p.write("pipelines/chain.toml", CHAIN);
+    let dry = p.repro(&["run", "--dry-run", "pipelines/chain.toml"]);
+    let text = String::from_utf8(dry.stdout).unwrap();
+    assert!(text.contains("would run  a"), "{text}");
+    assert!(!p.path("cache/runs").exists() || walk(&p.path("cache/runs")).is_empty());
+    let doc = p.run_json(&["pipelines/chain.toml", "--target", "c"]);
+    assert_eq!(with_status(&doc, "ran"), vec!["a", "b", "c"]);
+    let forced = p.run_json(&["pipelines/chain.toml", "--target", "c", "--force", "b"]);
+    assert_eq!(with_status(&forced, "ran"), vec!["b"]);
+}
+
+#[test]
+fn gc_keeps_what_current_keys_reach() {
+    let p = Proj::new();
+    p.write("pipelines/chain.toml", CHAIN);
+    p.run_json(&["pipelines/chain.toml"]);
+    p.run_json(&["pipelines/chain.toml", "--set", "n=5"]);
+    let before = walk(&p.path("cache/objects")).len();
+    let out = p.repro(&["gc", "--keep", "pipelines/chain.toml"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("freed "), "{text}");
+    let after = walk(&p.path("cache/objects")).len();
+    assert!(after < before, "{before} → {after}");
+    let doc = p.run_json(&["pipelines/chain.toml"]);
+    assert_eq!(doc["ran"], 0, "current pipeline still fully cached after gc");
+}
+
+#[test]
+fn dag_formats() {
+    let p = Proj::new();
+    p.write("pipelines/chain.toml", CHAIN);
+    let dot = String::from_utf8(p.repro(&["dag", "pipelines/chain.toml", "--format", "dot"]).stdout).unwrap();
+    assert!(dot.starts_with("digraph pipeline {") && dot.contains("->"), "{dot}");
+    let mm = String::from_utf8(p.repro(&["dag", "pipelines/chain.toml", "--format", "mermaid"]).stdout).unwrap();
+    assert!(mm.starts_with("flowchart LR") && mm.contains("-->|out|"), "{mm}");
+    let text = String::from_utf8(p.repro(&["dag", "pipelines/chain.toml"]).stdout).unwrap();
+    assert!(text.contains("all (command) <- inputs=d[rep=1].out, inputs=d[rep=2].out, inputs=c.out"), "{text}");
+}
+
+#[test]
+fn external_files_join_the_key_by_content() {
+    let p = Proj::new();
+    p.write("scripts/x.sh", "echo v1\n");
+    p.write(
+        "pipelines/s.toml",
+        r#"
+[stage.s]
+kind = "command"
+code = ["scripts/x.sh"]
+run = ["sh", "-c", "sh $REPRO_ROOT/scripts/x.sh > {out:out}"]
+"#,
+    );
+    assert_eq!(p.run_json(&["pipelines/s.toml"])["ran"], 1);
+    assert_eq!(p.run_json(&["pipelines/s.toml"])["ran"], 0);
+    p.write("scripts/x.sh", "echo v2\n");
+    assert_eq!(p.run_json(&["pipelines/s.toml"])["ran"], 1);
+}
