@@ -8,7 +8,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "repro", version, about = "Regenerate the result tables of ML papers from declarative, content-addressed pipelines")]
+#[command(
+    name = "repro",
+    version,
+    about = "Regenerate the result tables of ML papers from declarative, content-addressed pipelines"
+)]
 pub struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -127,8 +131,13 @@ pub fn main() -> i32 {
         (_, 1) => "info",
         _ => "debug",
     };
-    let env_filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let env_filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
     let _ = ctrlc::set_handler(|| {
         if crate::exec::CANCEL.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(exit::INTERRUPTED);

@@ -105,7 +105,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
                     .map(|s| json!({"name": s.name, "kind": s.kind, "key": s.key, "status": if s.fresh {"fresh"} else {"stale"}, "reasons": s.reasons}))
                     .collect();
                 let fresh = st.iter().filter(|s| s.fresh).count();
-                let doc = json!({"pipeline": plan.spec.name, "stages": stages, "fresh": fresh, "stale": st.len() - fresh});
+                let doc =
+                    json!({"pipeline": plan.spec.name, "stages": stages, "fresh": fresh, "stale": st.len() - fresh});
                 println!("{}", serde_json::to_string_pretty(&doc).unwrap());
             } else {
                 for s in &st {
@@ -220,7 +221,12 @@ fn dag(plan: &Plan, selected: &[bool], format: DagFormat) -> String {
             s.push_str("digraph pipeline {\n  rankdir=LR;\n  node [shape=box];\n");
             for &i in &plan.order {
                 if selected[i] {
-                    s.push_str(&format!("  {} [label=\"{}\\n{}\"];\n", id(i), plan.instances[i].name, plan.instances[i].kind.kind()));
+                    s.push_str(&format!(
+                        "  {} [label=\"{}\\n{}\"];\n",
+                        id(i),
+                        plan.instances[i].name,
+                        plan.instances[i].kind.kind()
+                    ));
                 }
             }
             for &i in &plan.order {
@@ -236,7 +242,12 @@ fn dag(plan: &Plan, selected: &[bool], format: DagFormat) -> String {
             s.push_str("flowchart LR\n");
             for &i in &plan.order {
                 if selected[i] {
-                    s.push_str(&format!("  {}[\"{}<br/>{}\"]\n", id(i), plan.instances[i].name, plan.instances[i].kind.kind()));
+                    s.push_str(&format!(
+                        "  {}[\"{}<br/>{}\"]\n",
+                        id(i),
+                        plan.instances[i].name,
+                        plan.instances[i].kind.kind()
+                    ));
                 }
             }
             for &i in &plan.order {
@@ -278,7 +289,8 @@ fn publish(plan: &Plan, store: &Store, root: &Path, records: &[Option<Record>]) 
             let dest = dir.join(format!("{report}.{out}"));
             let same = std::fs::read(&dest).ok().is_some_and(|b| blake3::hash(&b).to_hex().as_str() == obj.hash);
             if !same {
-                let bytes = std::fs::read(store.object_path(&obj.hash)).map_err(|e| Error::io("cannot read report object", e))?;
+                let bytes = std::fs::read(store.object_path(&obj.hash))
+                    .map_err(|e| Error::io("cannot read report object", e))?;
                 store.write_atomic(&dest, &bytes)?;
             }
             files.insert(format!("{report}.{out}"), obj.hash.clone());
@@ -293,7 +305,10 @@ fn publish(plan: &Plan, store: &Store, root: &Path, records: &[Option<Record>]) 
         // Cells: tabulate's JSON output lists, per cell, the indices of the inputs behind it.
         let mut cells = Vec::new();
         if let Some(obj) = rec.outputs.get("json") {
-            let table: J = std::fs::read(store.object_path(&obj.hash)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(J::Null);
+            let table: J = std::fs::read(store.object_path(&obj.hash))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or(J::Null);
             let binds = inst.inputs.get("inputs").cloned().unwrap_or_default();
             for c in table.get("cells").and_then(J::as_array).into_iter().flatten() {
                 let srcs: Vec<J> = c
@@ -338,25 +353,41 @@ fn publish(plan: &Plan, store: &Store, root: &Path, records: &[Option<Record>]) 
 }
 
 fn explain(cli: &Cli, target: &Path, what: &str, sets: &[String], profile: &Option<String>) -> Result<i32> {
-    let is_report = target.components().any(|c| c.as_os_str() == "reports") && target.extension().is_some_and(|e| e != "toml");
+    let is_report =
+        target.components().any(|c| c.as_os_str() == "reports") && target.extension().is_some_and(|e| e != "toml");
     if is_report {
         let stem = target.file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').next()).unwrap_or("");
         let prov_path = target.with_file_name(format!("{stem}.provenance.json"));
-        let prov: J = std::fs::read(&prov_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| Error::Usage(format!("no provenance sidecar {} (run the pipeline first)", prov_path.display())))?;
+        let prov: J =
+            std::fs::read(&prov_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| {
+                Error::Usage(format!("no provenance sidecar {} (run the pipeline first)", prov_path.display()))
+            })?;
         let cell = prov["cells"].as_array().into_iter().flatten().find(|c| c["cell"].as_str() == Some(what));
         let Some(cell) = cell else {
-            let names: Vec<&str> = prov["cells"].as_array().into_iter().flatten().filter_map(|c| c["cell"].as_str()).collect();
+            let names: Vec<&str> =
+                prov["cells"].as_array().into_iter().flatten().filter_map(|c| c["cell"].as_str()).collect();
             return Err(Error::Usage(format!("no cell `{what}` in {}; cells: {}", target.display(), names.join(" "))));
         };
         println!("cell {what} of {}: {} = {}", target.display(), cell["row"].as_str().unwrap_or(""), cell["value"]);
         println!("  column: {}", cell["column"].as_str().unwrap_or(""));
-        println!("pipeline {} ({}), hash {}", prov["pipeline"].as_str().unwrap_or(""), prov["pipeline_file"].as_str().unwrap_or(""), prov["pipeline_hash"].as_str().unwrap_or(""));
-        println!("table    {} key {}", prov["stage"]["instance"].as_str().unwrap_or(""), prov["stage"]["key"].as_str().unwrap_or(""));
+        println!(
+            "pipeline {} ({}), hash {}",
+            prov["pipeline"].as_str().unwrap_or(""),
+            prov["pipeline_file"].as_str().unwrap_or(""),
+            prov["pipeline_hash"].as_str().unwrap_or("")
+        );
+        println!(
+            "table    {} key {}",
+            prov["stage"]["instance"].as_str().unwrap_or(""),
+            prov["stage"]["key"].as_str().unwrap_or("")
+        );
         for s in cell["sources"].as_array().into_iter().flatten() {
-            println!("from     {} ({}) key {}", s["instance"].as_str().unwrap_or(""), s["output"].as_str().unwrap_or(""), s["key"].as_str().unwrap_or("?"));
+            println!(
+                "from     {} ({}) key {}",
+                s["instance"].as_str().unwrap_or(""),
+                s["output"].as_str().unwrap_or(""),
+                s["key"].as_str().unwrap_or("?")
+            );
             for u in s["upstream"].as_array().into_iter().flatten() {
                 println!("  <- {} key {}", u["instance"].as_str().unwrap_or(""), u["key"].as_str().unwrap_or("?"));
             }
@@ -366,7 +397,9 @@ fn explain(cli: &Cli, target: &Path, what: &str, sets: &[String], profile: &Opti
     let plan = load_plan(target, sets, profile)?;
     let root = project_root(target);
     let store = Store::open(&cache_dir(cli, &root))?;
-    let hits: Vec<usize> = (0..plan.instances.len()).filter(|&i| plan.instances[i].name == what || plan.instances[i].stage == what).collect();
+    let hits: Vec<usize> = (0..plan.instances.len())
+        .filter(|&i| plan.instances[i].name == what || plan.instances[i].stage == what)
+        .collect();
     if hits.is_empty() {
         return Err(Error::Usage(format!("no stage or instance `{what}` in {}", target.display())));
     }
@@ -400,7 +433,12 @@ fn explain(cli: &Cli, target: &Path, what: &str, sets: &[String], profile: &Opti
                 }
                 match store.read_record(&ki.key()) {
                     Some(r) => {
-                        println!("  record   ran in {:.3}s by repro {} ({})", r.seconds, r.tool_version, r.environment.get("cpu_features").cloned().unwrap_or_default());
+                        println!(
+                            "  record   ran in {:.3}s by repro {} ({})",
+                            r.seconds,
+                            r.tool_version,
+                            r.environment.get("cpu_features").cloned().unwrap_or_default()
+                        );
                         for (o, obj) in &r.outputs {
                             println!("  output   {o} = {} ({} bytes)", obj.hash, obj.size);
                         }
@@ -451,8 +489,17 @@ fn stages(kind: Option<&str>, as_json: bool) -> Result<i32> {
             };
             println!("  input  {:<20} {card}: {}", i.name, i.doc);
         }
+        let defaults: serde_json::Map<String, J> =
+            s.params_doc().into_iter().map(|p| (p.name.to_string(), p.default)).collect();
+        println!("  output {} (with default params)", s.outputs(&J::Object(defaults)).join(", "));
         for p in s.params_doc() {
-            println!("  param  {:<20} {:<16} = {:<12} {}", p.name, p.ty.replace(' ', ""), p.default, p.doc.replace('\n', " "));
+            println!(
+                "  param  {:<20} {:<16} = {:<12} {}",
+                p.name,
+                p.ty.replace(' ', ""),
+                p.default,
+                p.doc.replace('\n', " ")
+            );
         }
         println!();
     }
@@ -511,7 +558,11 @@ fn gc(cli: &Cli, keep: &[PathBuf], dry_run: bool) -> Result<i32> {
         }
     }
     let verb = if dry_run { "would free" } else { "freed" };
-    println!("{verb} {bytes} bytes: {n_obj} objects, {n_rec} run records (kept {} records of {} pipelines)", live_keys.len(), keep.len());
+    println!(
+        "{verb} {bytes} bytes: {n_obj} objects, {n_rec} run records (kept {} records of {} pipelines)",
+        live_keys.len(),
+        keep.len()
+    );
     Ok(exit::OK)
 }
 

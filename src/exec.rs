@@ -79,10 +79,12 @@ pub fn select(plan: &Plan, targets: &[String]) -> Result<Vec<bool>> {
     let mut sel = vec![false; n];
     let mut stack = Vec::new();
     for t in targets {
-        let hits: Vec<usize> = (0..n).filter(|&i| plan.instances[i].name == *t || plan.instances[i].stage == *t).collect();
+        let hits: Vec<usize> =
+            (0..n).filter(|&i| plan.instances[i].name == *t || plan.instances[i].stage == *t).collect();
         if hits.is_empty() {
             let names: Vec<&str> = plan.spec.stages.iter().map(|s| s.name.as_str()).collect();
-            let hint = repro_stages::params::closest(t, &names).map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default();
+            let hint =
+                repro_stages::params::closest(t, &names).map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default();
             return Err(Error::Usage(format!("no stage or instance `{t}` in {}{hint}", plan.spec.path.display())));
         }
         stack.extend(hits);
@@ -134,7 +136,9 @@ pub fn external_hashes(store: &Store, root: &Path, inst: &Instance) -> std::resu
         .iter()
         .map(|p| {
             let path = if Path::new(p).is_absolute() { PathBuf::from(p) } else { root.join(p) };
-            store.hash_external(&path).map_err(|e| format!("stage `{}`: cannot read {}: {e}", inst.name, path.display()))
+            store
+                .hash_external(&path)
+                .map_err(|e| format!("stage `{}`: cannot read {}: {e}", inst.name, path.display()))
         })
         .collect()
 }
@@ -315,10 +319,16 @@ pub fn run(
     let mut broken = vec![false; n]; // failed or skipped
     let mut ready: VecDeque<usize> = plan.order.iter().copied().filter(|&i| selected[i] && deps_left[i] == 0).collect();
     let mut to_run: VecDeque<(usize, KeyInput, String)> = VecDeque::new();
-    let multi = MultiProgress::with_draw_target(if opts.bars { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+    let multi = MultiProgress::with_draw_target(if opts.bars {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
     let total_sel = selected.iter().filter(|s| **s).count() as u64;
     let overall = multi.add(ProgressBar::new(total_sel));
-    overall.set_style(ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}").unwrap().progress_chars("=> "));
+    overall.set_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}").unwrap().progress_chars("=> "),
+    );
     overall.set_prefix("stages");
     let (mut n_ran, mut n_cached, mut n_failed) = (0, 0, 0);
     let mut stop = false;
@@ -343,7 +353,14 @@ pub fn run(
                 let upstream_broken = inst.inputs.values().flatten().any(|b| broken[b.instance]);
                 if upstream_broken || stop || CANCEL.load(Ordering::Relaxed) {
                     broken[i] = true;
-                    outcomes[i] = Some(Outcome { name: inst.name.clone(), kind: inst.kind.kind().into(), key: None, status: Status::Skipped, seconds: 0.0, error: None });
+                    outcomes[i] = Some(Outcome {
+                        name: inst.name.clone(),
+                        kind: inst.kind.kind().into(),
+                        key: None,
+                        status: Status::Skipped,
+                        seconds: 0.0,
+                        error: None,
+                    });
                     for &d in &dependents[i] {
                         deps_left[d] -= 1;
                         if deps_left[d] == 0 && selected[d] {
@@ -358,7 +375,14 @@ pub fn run(
                         log(format!("FAILED  {}: {e}", inst.name));
                         broken[i] = true;
                         n_failed += 1;
-                        outcomes[i] = Some(Outcome { name: inst.name.clone(), kind: inst.kind.kind().into(), key: None, status: Status::Failed, seconds: 0.0, error: Some(e) });
+                        outcomes[i] = Some(Outcome {
+                            name: inst.name.clone(),
+                            kind: inst.kind.kind().into(),
+                            key: None,
+                            status: Status::Failed,
+                            seconds: 0.0,
+                            error: Some(e),
+                        });
                         if !opts.keep_going {
                             stop = true;
                         }
@@ -380,7 +404,14 @@ pub fn run(
                         n_cached += 1;
                         overall.inc(1);
                         outputs[i] = Some(rec.outputs.clone());
-                        outcomes[i] = Some(Outcome { name: inst.name.clone(), kind: inst.kind.kind().into(), key: Some(key), status: Status::Cached, seconds: 0.0, error: None });
+                        outcomes[i] = Some(Outcome {
+                            name: inst.name.clone(),
+                            kind: inst.kind.kind().into(),
+                            key: Some(key),
+                            status: Status::Cached,
+                            seconds: 0.0,
+                            error: None,
+                        });
                         records[i] = Some(rec);
                         for &d in &dependents[i] {
                             deps_left[d] -= 1;
@@ -392,7 +423,14 @@ pub fn run(
                     }
                 }
                 if opts.dry_run {
-                    outcomes[i] = Some(Outcome { name: inst.name.clone(), kind: inst.kind.kind().into(), key: Some(key), status: Status::WouldRun, seconds: 0.0, error: None });
+                    outcomes[i] = Some(Outcome {
+                        name: inst.name.clone(),
+                        kind: inst.kind.kind().into(),
+                        key: Some(key),
+                        status: Status::WouldRun,
+                        seconds: 0.0,
+                        error: None,
+                    });
                     // Downstream keys are unknown until this runs: they would run too.
                     broken[i] = true;
                     for &d in &dependents[i] {
@@ -483,7 +521,14 @@ pub fn run(
                     n_failed += 1;
                     broken[i] = true;
                     log(format!("FAILED  {} ({}): {e}", inst.name, inst.kind.kind()));
-                    outcomes[i] = Some(Outcome { name: inst.name.clone(), kind: inst.kind.kind().into(), key: None, status: Status::Failed, seconds: secs, error: Some(e) });
+                    outcomes[i] = Some(Outcome {
+                        name: inst.name.clone(),
+                        kind: inst.kind.kind().into(),
+                        key: None,
+                        status: Status::Failed,
+                        seconds: secs,
+                        error: Some(e),
+                    });
                     if !opts.keep_going {
                         stop = true;
                     }

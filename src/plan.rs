@@ -36,7 +36,6 @@ pub struct Instance {
     pub loc: Loc,
 }
 
-
 pub struct Plan {
     pub spec: Spec,
     pub instances: Vec<Instance>,
@@ -189,8 +188,20 @@ struct Pending {
     refs: Vec<(Ref, Loc)>,
 }
 
-pub fn plan(spec: Spec) -> Result<Plan> {
+pub fn plan(mut spec: Spec) -> Result<Plan> {
     let mut problems = Vec::new();
+    // Vars may refer to vars (`note = "read from ${data_dir}"`): resolve them against each
+    // other first; a few passes cover any chain, and a cycle stops changing nothing useful.
+    for _ in 0..8 {
+        let before = spec.vars.clone();
+        let mut scratch = Vec::new();
+        for v in spec.vars.values_mut() {
+            *v = interpolate(v, &before, &mut scratch);
+        }
+        if scratch.is_empty() && spec.vars.iter().all(|(k, v)| before[k].display() == v.display()) {
+            break;
+        }
+    }
     let mut instances: Vec<Instance> = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();
     let mut by_stage: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -200,7 +211,9 @@ pub fn plan(spec: Spec) -> Result<Plan> {
         let Some(kind) = repro_stages::lookup(&st.kind) else {
             if !st.kind.is_empty() {
                 let kinds: Vec<&str> = repro_stages::registry().iter().map(|s| s.kind()).collect();
-                let hint = repro_stages::params::closest(&st.kind, &kinds).map(|h| format!("did you mean `{h}`? ")).unwrap_or_default();
+                let hint = repro_stages::params::closest(&st.kind, &kinds)
+                    .map(|h| format!("did you mean `{h}`? "))
+                    .unwrap_or_default();
                 problems.push(
                     Problem::at(&st.kind_loc, format!("unknown stage kind `{}`", st.kind), "no such kind")
                         .help(format!("{hint}kinds: {}", kinds.join(", "))),
@@ -215,7 +228,11 @@ pub fn plan(spec: Spec) -> Result<Plan> {
             match v.v {
                 V::Arr(items) if !items.is_empty() => axes.push((a.clone(), items)),
                 V::Arr(_) => problems.push(Problem::at(al, format!("matrix axis `{a}` has no values"), "empty axis")),
-                _ => problems.push(Problem::at(&v.loc, format!("matrix axis `{a}` must be a list of values"), format!("found {}", v.v.type_name()))),
+                _ => problems.push(Problem::at(
+                    &v.loc,
+                    format!("matrix axis `{a}` must be a list of values"),
+                    format!("found {}", v.v.type_name()),
+                )),
             }
         }
         for combo in cartesian(&axes) {
@@ -237,7 +254,11 @@ pub fn plan(spec: Spec) -> Result<Plan> {
                         V::Str(_) => vec![v.clone()],
                         V::Arr(a) if slot.many => a.clone(),
                         _ => {
-                            problems.push(Problem::at(&v.loc, format!("input `{k}` must be a reference string like \"qn\" or \"split.train\""), format!("found {}", v.v.type_name())));
+                            problems.push(Problem::at(
+                                &v.loc,
+                                format!("input `{k}` must be a reference string like \"qn\" or \"split.train\""),
+                                format!("found {}", v.v.type_name()),
+                            ));
                             continue;
                         }
                     };
@@ -246,15 +267,33 @@ pub fn plan(spec: Spec) -> Result<Plan> {
                         match it.as_str().map(parse_ref) {
                             Some(Ok(r)) => {
                                 if !stage_names.contains(&r.stage.as_str()) {
-                                    let hint = repro_stages::params::closest(&r.stage, &stage_names).map(|h| format!("did you mean `{h}`? ")).unwrap_or_default();
-                                    problems.push(Problem::at(&it.loc, format!("dangling reference: no stage `{}`", r.stage), "unknown stage").help(format!("{hint}stages: {}", stage_names.join(", "))));
+                                    let hint = repro_stages::params::closest(&r.stage, &stage_names)
+                                        .map(|h| format!("did you mean `{h}`? "))
+                                        .unwrap_or_default();
+                                    problems.push(
+                                        Problem::at(
+                                            &it.loc,
+                                            format!("dangling reference: no stage `{}`", r.stage),
+                                            "unknown stage",
+                                        )
+                                        .help(format!("{hint}stages: {}", stage_names.join(", "))),
+                                    );
                                 } else if r.all && !slot.many {
-                                    problems.push(Problem::at(&it.loc, format!("input `{k}` takes one artifact, but `[*]` selects every instance"), "many instances").help("use a selector like `stage[axis=value]`, or a shared axis"));
+                                    problems.push(
+                                        Problem::at(
+                                            &it.loc,
+                                            format!("input `{k}` takes one artifact, but `[*]` selects every instance"),
+                                            "many instances",
+                                        )
+                                        .help("use a selector like `stage[axis=value]`, or a shared axis"),
+                                    );
                                 } else {
                                     refs.push((r, it.loc.clone()));
                                 }
                             }
-                            Some(Err(e)) => problems.push(Problem::at(&it.loc, format!("bad reference: {e}"), "cannot parse")),
+                            Some(Err(e)) => {
+                                problems.push(Problem::at(&it.loc, format!("bad reference: {e}"), "cannot parse"))
+                            }
                             None => problems.push(Problem::at(&it.loc, "references must be strings", "not a string")),
                         }
                     }
@@ -267,8 +306,12 @@ pub fn plan(spec: Spec) -> Result<Plan> {
             for slot in kind.inputs() {
                 if slot.required && !slots_seen.contains(&slot.name) {
                     problems.push(
-                        Problem::at(&st.loc, format!("stage `{}` ({}) needs input `{}`", st.name, st.kind, slot.name), "missing input")
-                            .help(format!("{}: {}", slot.name, slot.doc)),
+                        Problem::at(
+                            &st.loc,
+                            format!("stage `{}` ({}) needs input `{}`", st.name, st.kind, slot.name),
+                            "missing input",
+                        )
+                        .help(format!("{}: {}", slot.name, slot.doc)),
                     );
                 }
             }
@@ -280,7 +323,9 @@ pub fn plan(spec: Spec) -> Result<Plan> {
                 Err(e) => {
                     let top = e.param.split(['.', '[']).next().unwrap_or("").to_string();
                     let (loc, label) = match key_locs.get(&top) {
-                        Some((kl, vl)) if e.message.starts_with("unknown param") => (kl.clone(), "unknown param".to_string()),
+                        Some((kl, vl)) if e.message.starts_with("unknown param") => {
+                            (kl.clone(), "unknown param".to_string())
+                        }
                         Some((_, vl)) => (vl.clone(), format!("bad value for `{}`", e.param)),
                         None => (st.loc.clone(), "in this stage".to_string()),
                     };
@@ -298,7 +343,8 @@ pub fn plan(spec: Spec) -> Result<Plan> {
             };
             let root = st.seed.as_ref().map(|(s, _)| *s).unwrap_or(spec.seed);
             let axes_json: BTreeMap<String, J> = combo.iter().map(|(a, v)| (a.clone(), v.to_json())).collect();
-            let (outputs, external) = if params.is_null() { (vec![], vec![]) } else { (kind.outputs(&params), kind.external_files(&params)) };
+            let (outputs, external) =
+                if params.is_null() { (vec![], vec![]) } else { (kind.outputs(&params), kind.external_files(&params)) };
             instances.push(Instance {
                 name,
                 stage: st.name.clone(),
@@ -310,7 +356,9 @@ pub fn plan(spec: Spec) -> Result<Plan> {
                 inputs: BTreeMap::new(),
                 outputs,
                 external,
-                report: st.report.as_ref().map(|(r, _)| r.clone()),
+                report: st.report.as_ref().map(|(r, l)| {
+                    interpolate(&Val { v: V::Str(r.clone()), loc: l.clone() }, &env, &mut problems).display()
+                }),
                 loc: st.loc.clone(),
             });
             by_stage.entry(st.name.clone()).or_default().push(idx);
@@ -327,11 +375,15 @@ pub fn plan(spec: Spec) -> Result<Plan> {
             for (a, _) in &r.selectors {
                 if !target_axes.contains(a) {
                     bad_selector = true;
-                    problems.push(Problem::at(rl, format!("stage `{}` has no matrix axis `{a}`", r.stage), "bad selector").help(format!(
-                        "axes of `{}`: {}",
-                        r.stage,
-                        if target_axes.is_empty() { "none".into() } else { target_axes.join(", ") }
-                    )));
+                    problems.push(
+                        Problem::at(rl, format!("stage `{}` has no matrix axis `{a}`", r.stage), "bad selector").help(
+                            format!(
+                                "axes of `{}`: {}",
+                                r.stage,
+                                if target_axes.is_empty() { "none".into() } else { target_axes.join(", ") }
+                            ),
+                        ),
+                    );
                 }
             }
             let matching: Vec<usize> = cands
@@ -340,7 +392,9 @@ pub fn plan(spec: Spec) -> Result<Plan> {
                 .filter(|&c| {
                     let ax = &instances[c].axes;
                     let sel_ok = r.selectors.iter().all(|(a, v)| ax.get(a).is_some_and(|x| json_display(x) == *v));
-                    let shared_ok = ax.iter().all(|(a, x)| me.axes.get(a).is_none_or(|mine| mine == x) || r.selectors.iter().any(|(s, _)| s == a));
+                    let shared_ok = ax.iter().all(|(a, x)| {
+                        me.axes.get(a).is_none_or(|mine| mine == x) || r.selectors.iter().any(|(s, _)| s == a)
+                    });
                     sel_ok && shared_ok
                 })
                 .collect();
@@ -352,7 +406,14 @@ pub fn plan(spec: Spec) -> Result<Plan> {
                 continue;
             }
             if matching.is_empty() {
-                problems.push(Problem::at(rl, format!("bad matrix binding: no instance of `{}` matches `{}`", r.stage, me.name), "matches nothing").help("shared axis names bind instances; check the axis values on both sides"));
+                problems.push(
+                    Problem::at(
+                        rl,
+                        format!("bad matrix binding: no instance of `{}` matches `{}`", r.stage, me.name),
+                        "matches nothing",
+                    )
+                    .help("shared axis names bind instances; check the axis values on both sides"),
+                );
                 continue;
             }
             if !r.all && (matching.len() > 1 || !unbound.is_empty()) {
@@ -368,14 +429,29 @@ pub fn plan(spec: Spec) -> Result<Plan> {
                 let output = match &r.output {
                     Some(o) if outs.contains(o) => o.clone(),
                     Some(o) => {
-                        problems.push(Problem::at(rl, format!("stage `{}` has no output `{o}`", r.stage), "unknown output").help(format!("outputs of `{}`: {}", r.stage, outs.join(", "))));
+                        problems.push(
+                            Problem::at(rl, format!("stage `{}` has no output `{o}`", r.stage), "unknown output")
+                                .help(format!("outputs of `{}`: {}", r.stage, outs.join(", "))),
+                        );
                         break;
                     }
                     None if outs.len() == 1 => outs[0].clone(),
                     None if outs.iter().any(|o| o == "out") => "out".into(),
                     None => {
                         if !outs.is_empty() {
-                            problems.push(Problem::at(rl, format!("stage `{}` has several outputs: name one", r.stage), "which output?").help(format!("e.g. `{}.{}`; outputs: {}", r.stage, outs[0], outs.join(", "))));
+                            problems.push(
+                                Problem::at(
+                                    rl,
+                                    format!("stage `{}` has several outputs: name one", r.stage),
+                                    "which output?",
+                                )
+                                .help(format!(
+                                    "e.g. `{}.{}`; outputs: {}",
+                                    r.stage,
+                                    outs[0],
+                                    outs.join(", ")
+                                )),
+                            );
                         }
                         break;
                     }
@@ -384,7 +460,11 @@ pub fn plan(spec: Spec) -> Result<Plan> {
             }
         }
         if !p.many && bound.len() > 1 {
-            problems.push(Problem::at(&instances[p.inst].loc, format!("input `{}` of `{}` takes one artifact, got {}", p.slot, instances[p.inst].name, bound.len()), "too many"));
+            problems.push(Problem::at(
+                &instances[p.inst].loc,
+                format!("input `{}` of `{}` takes one artifact, got {}", p.slot, instances[p.inst].name, bound.len()),
+                "too many",
+            ));
         }
         instances[p.inst].inputs.insert(p.slot, bound);
     }
@@ -399,7 +479,8 @@ pub fn plan(spec: Spec) -> Result<Plan> {
         }
     }
     // Kahn's algorithm, lowest instance index first: a stable order that follows the file.
-    let mut indeg: Vec<usize> = nodes.iter().map(|&n| graph.neighbors_directed(n, petgraph::Direction::Incoming).count()).collect();
+    let mut indeg: Vec<usize> =
+        nodes.iter().map(|&n| graph.neighbors_directed(n, petgraph::Direction::Incoming).count()).collect();
     let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
         (0..instances.len()).filter(|&i| indeg[i] == 0).map(std::cmp::Reverse).collect();
     let mut order = Vec::with_capacity(instances.len());
@@ -414,7 +495,10 @@ pub fn plan(spec: Spec) -> Result<Plan> {
     }
     if order.len() != instances.len() {
         let stuck = (0..instances.len()).find(|i| !order.contains(i)).unwrap_or(0);
-        return Err(Error::Invalid(vec![Problem::at(&instances[stuck].loc, "dependency cycle", "in a cycle")], spec.sources));
+        return Err(Error::Invalid(
+            vec![Problem::at(&instances[stuck].loc, "dependency cycle", "in a cycle")],
+            spec.sources,
+        ));
     }
     Ok(Plan { spec, instances, graph, order })
 }
@@ -432,7 +516,8 @@ fn check_cycles(stages: &[StageSpec], problems: &mut Vec<Problem>) {
     let mut g: DiGraph<usize, Loc> = DiGraph::new();
     let nodes: Vec<NodeIndex> = (0..stages.len()).map(|i| g.add_node(i)).collect();
     for (i, st) in stages.iter().enumerate() {
-        let slots: Vec<&str> = repro_stages::lookup(&st.kind).map(|k| k.inputs().iter().map(|s| s.name).collect()).unwrap_or_default();
+        let slots: Vec<&str> =
+            repro_stages::lookup(&st.kind).map(|k| k.inputs().iter().map(|s| s.name).collect()).unwrap_or_default();
         for (k, _, v) in &st.entries {
             if !slots.contains(&k.as_str()) {
                 continue;
@@ -460,7 +545,8 @@ fn check_cycles(stages: &[StageSpec], problems: &mut Vec<Problem>) {
         let mut path = vec![start];
         let mut cur = start;
         loop {
-            let next = g.neighbors(cur).find(|n| scc.contains(n) && (*n == start || !path.contains(n))).unwrap_or(start);
+            let next =
+                g.neighbors(cur).find(|n| scc.contains(n) && (*n == start || !path.contains(n))).unwrap_or(start);
             if next == start {
                 break;
             }
@@ -469,10 +555,17 @@ fn check_cycles(stages: &[StageSpec], problems: &mut Vec<Problem>) {
         }
         let mut names_path: Vec<&str> = path.iter().map(|n| names[g[*n]]).collect();
         names_path.push(names[g[start]]);
-        let edge = g.find_edge(*path.last().unwrap(), start).map(|e| g[e].clone()).unwrap_or_else(|| stages[g[start]].loc.clone());
+        let edge = g
+            .find_edge(*path.last().unwrap(), start)
+            .map(|e| g[e].clone())
+            .unwrap_or_else(|| stages[g[start]].loc.clone());
         problems.push(
-            Problem::at(&edge, format!("dependency cycle: {}", names_path.join(" → ")), "this reference closes the cycle")
-                .help("a stage cannot depend, directly or indirectly, on its own output"),
+            Problem::at(
+                &edge,
+                format!("dependency cycle: {}", names_path.join(" → ")),
+                "this reference closes the cycle",
+            )
+            .help("a stage cannot depend, directly or indirectly, on its own output"),
         );
     }
 }

@@ -150,9 +150,7 @@ fn convert(file: usize, v: &Spanned<DeValue<'_>>, problems: &mut Vec<Problem>) -
 }
 
 fn table(file: usize, t: &DeTable<'_>, problems: &mut Vec<Problem>) -> Vec<(String, Loc, Val)> {
-    t.iter()
-        .map(|(k, v)| (k.get_ref().to_string(), loc(file, k.span()), convert(file, v, problems)))
-        .collect()
+    t.iter().map(|(k, v)| (k.get_ref().to_string(), loc(file, k.span()), convert(file, v, problems))).collect()
 }
 
 /// Parses a `--set` value: TOML syntax when it parses (`0.1`, `true`, `[1, 2]`, `"s"`),
@@ -192,7 +190,11 @@ impl Loader {
             Ok(t) => t,
             Err(e) => {
                 match from {
-                    Some(l) => self.problems.push(Problem::at(l, format!("cannot read included file `{display}`: {e}"), "included here")),
+                    Some(l) => self.problems.push(Problem::at(
+                        l,
+                        format!("cannot read included file `{display}`: {e}"),
+                        "included here",
+                    )),
                     None => self.problems.push(Problem::global(format!("cannot read pipeline `{display}`: {e}"))),
                 }
                 return;
@@ -224,7 +226,9 @@ impl Loader {
                         let name = format!("{}", p.display());
                         self.load(&p, name, Some(&item.loc), stack, raw);
                     }
-                    None => self.problems.push(Problem::at(&item.loc, "include entries must be strings", "not a string")),
+                    None => {
+                        self.problems.push(Problem::at(&item.loc, "include entries must be strings", "not a string"))
+                    }
                 }
             }
         }
@@ -235,7 +239,8 @@ impl Loader {
                 "profiles" => &mut raw.profiles,
                 "stage" => &mut raw.stages,
                 other => {
-                    let hint = repro_stages::params::closest(other, &["pipeline", "vars", "profiles", "stage", "include"]);
+                    let hint =
+                        repro_stages::params::closest(other, &["pipeline", "vars", "profiles", "stage", "include"]);
                     let mut p = Problem::at(&kl, format!("unknown top-level key `{other}`"), "not a pipeline section");
                     p = p.help(match hint {
                         Some(h) => format!("did you mean `{h}`? sections are [pipeline], [vars], [profiles.NAME], [stage.NAME] and include"),
@@ -304,9 +309,21 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Spec> {
             ("name", V::Str(s)) => name = s.clone(),
             ("description", V::Str(s)) => description = s.clone(),
             ("seed", V::Int(i)) if *i >= 0 => seed = *i as u64,
-            ("name" | "description", _) => ld.problems.push(Problem::at(&v.loc, format!("`pipeline.{k}` must be a string"), format!("found {}", v.v.type_name()))),
-            ("seed", _) => ld.problems.push(Problem::at(&v.loc, "`pipeline.seed` must be a non-negative integer", format!("found {}", v.v.type_name()))),
-            _ => ld.problems.push(Problem::at(kl, format!("unknown key `pipeline.{k}`"), "expected name, description or seed")),
+            ("name" | "description", _) => ld.problems.push(Problem::at(
+                &v.loc,
+                format!("`pipeline.{k}` must be a string"),
+                format!("found {}", v.v.type_name()),
+            )),
+            ("seed", _) => ld.problems.push(Problem::at(
+                &v.loc,
+                "`pipeline.seed` must be a non-negative integer",
+                format!("found {}", v.v.type_name()),
+            )),
+            _ => ld.problems.push(Problem::at(
+                kl,
+                format!("unknown key `pipeline.{k}`"),
+                "expected name, description or seed",
+            )),
         }
     }
     let mut vars: BTreeMap<String, Val> = BTreeMap::new();
@@ -315,20 +332,32 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Spec> {
     }
     let mut overrides = Vec::new();
     // Profile, then --set (the command line wins).
-    let apply = |ld: &mut Loader, vars: &mut BTreeMap<String, Val>, key: &str, key_loc: Option<&Loc>, val: Val, origin: &str| {
+    let apply = |ld: &mut Loader,
+                 vars: &mut BTreeMap<String, Val>,
+                 key: &str,
+                 key_loc: Option<&Loc>,
+                 val: Val,
+                 origin: &str| {
         match vars.get(key) {
             None => {
                 let known: Vec<&str> = vars.keys().map(String::as_str).collect();
-                let hint = repro_stages::params::closest(key, &known).map(|h| format!("did you mean `{h}`? ")).unwrap_or_default();
+                let hint = repro_stages::params::closest(key, &known)
+                    .map(|h| format!("did you mean `{h}`? "))
+                    .unwrap_or_default();
                 let msg = format!("{origin} sets unknown var `{key}`");
-                let help = format!("{hint}declared vars: {}", if known.is_empty() { "none".into() } else { known.join(", ") });
+                let help =
+                    format!("{hint}declared vars: {}", if known.is_empty() { "none".into() } else { known.join(", ") });
                 ld.problems.push(match key_loc {
                     Some(l) => Problem::at(l, msg, "not declared in [vars]").help(help),
                     None => Problem::global(msg).help(help),
                 });
             }
             Some(decl) if !same_type(&decl.v, &val.v) => {
-                let msg = format!("{origin} gives var `{key}` {}, but it is declared as {}", a(val.v.type_name()), a(decl.v.type_name()));
+                let msg = format!(
+                    "{origin} gives var `{key}` {}, but it is declared as {}",
+                    a(val.v.type_name()),
+                    a(decl.v.type_name())
+                );
                 ld.problems.push(Problem::at(&val.loc, msg, format!("expected {}", decl.v.type_name())));
             }
             Some(decl) => {
@@ -345,7 +374,11 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Spec> {
                 }
                 overrides.push(format!("--profile {prof}"));
             }
-            Some((_, kl, _)) => ld.problems.push(Problem::at(kl, format!("profile `{prof}` must be a table of var overrides"), "not a table")),
+            Some((_, kl, _)) => ld.problems.push(Problem::at(
+                kl,
+                format!("profile `{prof}` must be a table of var overrides"),
+                "not a table",
+            )),
             None => {
                 let known: Vec<&str> = raw.profiles.iter().map(|(k, _, _)| k.as_str()).collect();
                 ld.problems.push(Problem::global(format!("unknown profile `{prof}`")).help(format!(
@@ -360,10 +393,18 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Spec> {
         if let V::Table(t) = &pv.v {
             for (k, kl, v) in t {
                 match vars.get(k) {
-                    None => ld.problems.push(Problem::at(kl, format!("profile `{pname}` sets unknown var `{k}`"), "not declared in [vars]")),
+                    None => ld.problems.push(Problem::at(
+                        kl,
+                        format!("profile `{pname}` sets unknown var `{k}`"),
+                        "not declared in [vars]",
+                    )),
                     Some(d) if !same_type(&d.v, &v.v) => ld.problems.push(Problem::at(
                         &v.loc,
-                        format!("profile `{pname}` gives var `{k}` {}, but it is declared as {}", a(v.v.type_name()), a(d.v.type_name())),
+                        format!(
+                            "profile `{pname}` gives var `{k}` {}, but it is declared as {}",
+                            a(v.v.type_name()),
+                            a(d.v.type_name())
+                        ),
                         format!("expected {}", d.v.type_name()),
                     )),
                     _ => {}
@@ -416,7 +457,11 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Spec> {
                 },
                 "matrix" => match v.v {
                     V::Table(t) => st.matrix = t.into_iter().map(|(a, al, vals)| (a, vals, al)).collect(),
-                    _ => ld.problems.push(Problem::at(&v.loc, "`matrix` must be a table of axis = [values]", "not a table")),
+                    _ => ld.problems.push(Problem::at(
+                        &v.loc,
+                        "`matrix` must be a table of axis = [values]",
+                        "not a table",
+                    )),
                 },
                 "report" => match &v.v {
                     V::Str(s) => st.report = Some((s.clone(), v.loc.clone())),
@@ -430,7 +475,10 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Spec> {
             }
         }
         if st.kind.is_empty() {
-            ld.problems.push(Problem::at(&sl, format!("stage `{sname}` has no `kind`"), "missing kind").help("add e.g. kind = \"train\"; `repro stages` lists the kinds"));
+            ld.problems.push(
+                Problem::at(&sl, format!("stage `{sname}` has no `kind`"), "missing kind")
+                    .help("add e.g. kind = \"train\"; `repro stages` lists the kinds"),
+            );
         }
         stages.push(st);
     }

@@ -106,7 +106,8 @@ impl Drop for KeyLock {
 impl Store {
     pub fn open(root: &Path) -> Result<Store> {
         for d in ["objects", "runs", "index", "locks", "tmp", "quarantine"] {
-            fs::create_dir_all(root.join(d)).map_err(|e| Error::io(format!("cannot create cache directory {}", root.join(d).display()), e))?;
+            fs::create_dir_all(root.join(d))
+                .map_err(|e| Error::io(format!("cannot create cache directory {}", root.join(d).display()), e))?;
         }
         Ok(Store { root: root.to_path_buf(), memo: Mutex::new(None) })
     }
@@ -324,7 +325,12 @@ impl Store {
     /// Removes leftovers of crashed runs in tmp/ older than an hour.
     pub fn clean_tmp(&self) {
         for e in fs::read_dir(self.root.join("tmp")).into_iter().flatten().flatten() {
-            let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|d| d.as_secs() > 3600);
+            let old = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|d| d.as_secs() > 3600);
             if old {
                 let _ = fs::remove_dir_all(e.path()).or_else(|_| fs::remove_file(e.path()));
             }

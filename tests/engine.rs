@@ -132,7 +132,10 @@ fn status_explains_field_by_field() {
     p.run_json(&["pipelines/chain.toml"]);
     let out = p.repro(&["status", "pipelines/chain.toml", "--set", "n=4"]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains(r#"stale  a: params.run: ["sh","-c","echo 3 > {out:out}"] → ["sh","-c","echo 4 > {out:out}"]"#), "{text}");
+    assert!(
+        text.contains(r#"stale  a: params.run: ["sh","-c","echo 3 > {out:out}"] → ["sh","-c","echo 4 > {out:out}"]"#),
+        "{text}"
+    );
     assert!(text.contains("stale  b: input a is stale"), "{text}");
     let out = p.repro(&["status", "pipelines/chain.toml", "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -193,7 +196,10 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 fn corrupt_object_of(p: &Proj, content: &str) -> std::path::PathBuf {
-    let obj = walk(&p.path("cache/objects")).into_iter().find(|o| std::fs::read_to_string(o).ok().as_deref() == Some(content)).expect("object");
+    let obj = walk(&p.path("cache/objects"))
+        .into_iter()
+        .find(|o| std::fs::read_to_string(o).ok().as_deref() == Some(content))
+        .expect("object");
     let mut perm = std::fs::metadata(&obj).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perm.set_readonly(false);

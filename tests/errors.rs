@@ -31,7 +31,11 @@ fn unknown_kind() {
 
 #[test]
 fn unknown_key_and_param() {
-    check("unknown_param", "[pipeline]\nseed = 1\nnmae = \"x\"\n\n[stage.t]\nkind = \"subsample\"\ninput = \"t\"\nnn = 5\n", &[]);
+    check(
+        "unknown_param",
+        "[pipeline]\nseed = 1\nnmae = \"x\"\n\n[stage.t]\nkind = \"subsample\"\ninput = \"t\"\nnn = 5\n",
+        &[],
+    );
 }
 
 #[test]
@@ -41,7 +45,11 @@ fn wrong_type() {
 
 #[test]
 fn dangling_reference() {
-    check("dangling_reference", "[stage.q]\nkind = \"quantile_normalize\"\ninput = \"gen\"\n\n[stage.geo]\nkind = \"synthetic_geo\"\n", &[]);
+    check(
+        "dangling_reference",
+        "[stage.q]\nkind = \"quantile_normalize\"\ninput = \"gen\"\n\n[stage.geo]\nkind = \"synthetic_geo\"\n",
+        &[],
+    );
 }
 
 #[test]
@@ -81,7 +89,11 @@ fn bad_matrix_binding() {
 
 #[test]
 fn bad_set() {
-    check("bad_set", "[vars]\nepochs = 10\n\n[stage.g]\nkind = \"synthetic_geo\"\nrows = \"${epochs}\"\n", &["--set", "epochs=ten", "--set", "epoch=3", "--set", "oops"]);
+    check(
+        "bad_set",
+        "[vars]\nepochs = 10\n\n[stage.g]\nkind = \"synthetic_geo\"\nrows = \"${epochs}\"\n",
+        &["--set", "epochs=ten", "--set", "epoch=3", "--set", "oops"],
+    );
 }
 
 #[test]

@@ -30,11 +30,15 @@ impl TypedStage for Command {
     const KIND: &'static str = "command";
     const VERSION: u32 = 1;
     const DOC: &'static str = "Run an external program with declared inputs (paths), declared output files and `code` files that join the key; fails with the stderr tail on a non-zero exit or a missing output.";
-    const INPUTS: &'static [InputSlot] = &[InputSlot { name: "inputs", doc: "artifacts passed as paths", required: false, many: true }];
+    const INPUTS: &'static [InputSlot] =
+        &[InputSlot { name: "inputs", doc: "artifacts passed as paths", required: false, many: true }];
 
     fn validate(p: &CommandParams) -> Result<(), ParamError> {
         if p.run.is_empty() {
-            return Err(ParamError::new("run", "give the command line, e.g. run = [\"python3\", \"scripts/x.py\", \"{in0}\", \"{out:out}\"]"));
+            return Err(ParamError::new(
+                "run",
+                "give the command line, e.g. run = [\"python3\", \"scripts/x.py\", \"{in0}\", \"{out:out}\"]",
+            ));
         }
         for o in &p.outputs {
             if o.is_empty() || o.contains(['/', '\\']) || o.starts_with('.') {
@@ -53,7 +57,8 @@ impl TypedStage for Command {
     }
 
     fn run(&self, p: &CommandParams, ctx: &Ctx) -> StageResult<Metrics> {
-        let ins: Vec<String> = ctx.inputs.get("inputs").into_iter().flatten().map(|a| a.path.display().to_string()).collect();
+        let ins: Vec<String> =
+            ctx.inputs.get("inputs").into_iter().flatten().map(|a| a.path.display().to_string()).collect();
         let mut argv: Vec<String> = Vec::new();
         for a in &p.run {
             if a == "{in}" {
@@ -84,13 +89,21 @@ impl TypedStage for Command {
             lines[lines.len().saturating_sub(20)..].join("\n")
         };
         if !out.status.success() {
-            return Err(StageError::msg(format!("`{}` exited with {}; stderr tail:\n{}", argv.join(" "), out.status, tail(&out.stderr))));
+            return Err(StageError::msg(format!(
+                "`{}` exited with {}; stderr tail:\n{}",
+                argv.join(" "),
+                out.status,
+                tail(&out.stderr)
+            )));
         }
         for o in &p.outputs {
             if !ctx.output(o).is_file() {
                 return Err(StageError::param(
                     "outputs",
-                    format!("the command did not write output `{o}` (pass it the path with {{out:{o}}}); stderr tail:\n{}", tail(&out.stderr)),
+                    format!(
+                        "the command did not write output `{o}` (pass it the path with {{out:{o}}}); stderr tail:\n{}",
+                        tail(&out.stderr)
+                    ),
                 ));
             }
         }

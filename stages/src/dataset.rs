@@ -105,32 +105,23 @@ impl Dataset {
             let row = &self.y[r * q..(r + 1) * q];
             y.extend(cols.iter().map(|&c| row[c]));
         }
-        Dataset {
-            targets: cols.iter().map(|&c| self.targets[c].clone()).collect(),
-            y,
-            ..self.clone()
-        }
+        Dataset { targets: cols.iter().map(|&c| self.targets[c].clone()).collect(), y, ..self.clone() }
     }
 
     pub fn write(&self, path: &Path) -> StageResult<()> {
         let n = self.rows();
         let ids: Vec<u8> = self.ids.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let labels: Option<Vec<u8>> =
-            self.labels.as_ref().map(|l| l.iter().flat_map(|v| v.to_le_bytes()).collect());
+        let labels: Option<Vec<u8>> = self.labels.as_ref().map(|l| l.iter().flat_map(|v| v.to_le_bytes()).collect());
         let mut tensors: Vec<(&str, TensorView<'_>)> = Vec::new();
         let err = |e: safetensors::SafeTensorError| StageError::msg(format!("dataset write: {e}"));
         tensors.push(("id", TensorView::new(Dtype::I64, vec![n], &ids).map_err(err)?));
         if let Some(l) = &labels {
             tensors.push(("label", TensorView::new(Dtype::I64, vec![n], l).map_err(err)?));
         }
-        tensors.push((
-            "x",
-            TensorView::new(Dtype::F32, vec![n, self.p()], bytemuck::cast_slice(&self.x)).map_err(err)?,
-        ));
-        tensors.push((
-            "y",
-            TensorView::new(Dtype::F32, vec![n, self.q()], bytemuck::cast_slice(&self.y)).map_err(err)?,
-        ));
+        tensors
+            .push(("x", TensorView::new(Dtype::F32, vec![n, self.p()], bytemuck::cast_slice(&self.x)).map_err(err)?));
+        tensors
+            .push(("y", TensorView::new(Dtype::F32, vec![n, self.q()], bytemuck::cast_slice(&self.y)).map_err(err)?));
         // One metadata key: safetensors writes its metadata map in hash order, so several keys
         // would make the bytes differ from run to run.
         let header = serde_json::json!({
@@ -167,7 +158,7 @@ impl Dataset {
             let t = st.tensor(k).map_err(|e| bad(e.to_string()))?;
             Ok(bytemuck::pod_collect_to_vec(t.data()))
         };
-        let labels = if st.names().iter().any(|n| *n == "label") { Some(i64s("label")?) } else { None };
+        let labels = if st.names().contains(&"label") { Some(i64s("label")?) } else { None };
         let ds = Dataset {
             features: names("features")?,
             x: f32s("x")?,

@@ -55,7 +55,12 @@ pub fn regression(pred: &[f32], y: &[f32], q: usize) -> (f64, f64, Vec<f64>) {
 
 /// Classification metrics from true labels, predicted labels and predicted probabilities
 /// (`probs`: rows × k, each row summing to 1).
-pub fn classification(truth: &[usize], pred: &[usize], probs: &[f64], k: usize) -> serde_json::Map<String, serde_json::Value> {
+pub fn classification(
+    truth: &[usize],
+    pred: &[usize],
+    probs: &[f64],
+    k: usize,
+) -> serde_json::Map<String, serde_json::Value> {
     let n = truth.len();
     let mut cm = vec![vec![0usize; k]; k];
     for (t, p) in truth.iter().zip(pred) {
@@ -113,7 +118,10 @@ impl TypedStage for Evaluate {
         let (model, info) = Mlp::load(&ctx.input("model")?.path)?;
         let d = Dataset::read(&ctx.input("data")?.path)?;
         if d.p() != model.inputs() {
-            return Err(StageError::param("data", format!("dataset has {} features, the model expects {}", d.p(), model.inputs())));
+            return Err(StageError::param(
+                "data",
+                format!("dataset has {} features, the model expects {}", d.p(), model.inputs()),
+            ));
         }
         let loss: Loss = serde_json::from_value(info["loss"].clone()).unwrap_or(Loss::Mse);
         let (y, q) = targets_for(&d, &loss)?;
@@ -132,25 +140,43 @@ impl TypedStage for Evaluate {
                     }
                     (pr, q)
                 }
-                Loss::Sbqc { tau } => (pred.iter().flat_map(|z| {
-                    let p1 = sbqc_probability(*z as f64, tau);
-                    [1.0 - p1, p1]
-                }).collect(), 2),
-                _ => (pred.iter().flat_map(|z| {
-                    let p1 = 1.0 / (1.0 + (-(*z as f64)).exp());
-                    [1.0 - p1, p1]
-                }).collect(), 2),
+                Loss::Sbqc { tau } => (
+                    pred.iter()
+                        .flat_map(|z| {
+                            let p1 = sbqc_probability(*z as f64, tau);
+                            [1.0 - p1, p1]
+                        })
+                        .collect(),
+                    2,
+                ),
+                _ => (
+                    pred.iter()
+                        .flat_map(|z| {
+                            let p1 = 1.0 / (1.0 + (-(*z as f64)).exp());
+                            [1.0 - p1, p1]
+                        })
+                        .collect(),
+                    2,
+                ),
             };
             let truth: Vec<usize> = d.labels.as_ref().unwrap().iter().map(|v| *v as usize).collect();
-            let predicted: Vec<usize> = probs.chunks(k).map(|r| (0..k).fold(0, |b, i| if r[i] > r[b] { i } else { b })).collect();
+            let predicted: Vec<usize> =
+                probs.chunks(k).map(|r| (0..k).fold(0, |b, i| if r[i] > r[b] { i } else { b })).collect();
             m.extend(classification(&truth, &predicted, &probs, k));
         } else {
             let mut yy = y;
             if p.scale == Scale::Original {
-                let st: Stats = read_json(&ctx.input("stats").map_err(|_| StageError::param("scale", "\"original\" needs the `stats` input"))?.path)?;
+                let st: Stats = read_json(
+                    &ctx.input("stats")
+                        .map_err(|_| StageError::param("scale", "\"original\" needs the `stats` input"))?
+                        .path,
+                )?;
                 let ts = &st.targets;
                 if ts.shift.len() != q {
-                    return Err(StageError::param("stats", format!("stats cover {} targets, the data has {q}", ts.shift.len())));
+                    return Err(StageError::param(
+                        "stats",
+                        format!("stats cover {} targets, the data has {q}", ts.shift.len()),
+                    ));
                 }
                 for row in pred.chunks_mut(q).chain(yy.chunks_mut(q)) {
                     for (j, v) in row.iter_mut().enumerate() {

@@ -129,10 +129,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The one artifact bound to a single-valued slot.
     pub fn input(&self, slot: &str) -> StageResult<&InputArtifact> {
-        self.inputs
-            .get(slot)
-            .and_then(|v| v.first())
-            .ok_or_else(|| StageError::param(slot, "input is not bound"))
+        self.inputs.get(slot).and_then(|v| v.first()).ok_or_else(|| StageError::param(slot, "input is not bound"))
     }
     pub fn optional_input(&self, slot: &str) -> Option<&InputArtifact> {
         self.inputs.get(slot).and_then(|v| v.first())
@@ -279,8 +276,7 @@ pub fn write_json(path: &Path, v: &impl serde::Serialize) -> StageResult<()> {
 
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> StageResult<T> {
     let bytes = std::fs::read(path)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| StageError::msg(format!("{}: invalid JSON: {e}", path.display())))
+    serde_json::from_slice(&bytes).map_err(|e| StageError::msg(format!("{}: invalid JSON: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -50,10 +50,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("diabetes", "Diabetes progression (442 × 10, regression); Efron et al. 2004, via smartcore"),
 ];
 
-fn classification<Y: Copy + Into<f64>>(
-    d: smartcore::dataset::Dataset<f32, Y>,
-    classes: Vec<String>,
-) -> Dataset {
+fn classification<Y: Copy + Into<f64>>(d: smartcore::dataset::Dataset<f32, Y>, classes: Vec<String>) -> Dataset {
     let n = d.num_samples;
     Dataset {
         features: d.feature_names.clone(),
@@ -82,7 +79,9 @@ fn regression<Y: Copy + Into<f64>>(d: smartcore::dataset::Dataset<f32, Y>, targe
 pub fn bundled(name: &str) -> Option<Dataset> {
     use smartcore::dataset as sd;
     let mut d = match name {
-        "iris" => classification(sd::iris::load_dataset(), vec!["setosa".into(), "versicolor".into(), "virginica".into()]),
+        "iris" => {
+            classification(sd::iris::load_dataset(), vec!["setosa".into(), "versicolor".into(), "virginica".into()])
+        }
         "digits" => classification(sd::digits::load_dataset(), (0..10).map(|i| i.to_string()).collect()),
         "breast_cancer" => classification(sd::breast_cancer::load_dataset(), vec!["malignant".into(), "benign".into()]),
         "boston" => regression(sd::boston::load_dataset(), "MEDV"),
@@ -107,7 +106,11 @@ fn select(selectors: &[String], names: &[String], param: &str) -> StageResult<Ve
                 _ => {
                     return Err(StageError::param(
                         param,
-                        format!("bad index range `{s}` for {} columns (want \"i..j\", j ≤ {})", names.len(), names.len()),
+                        format!(
+                            "bad index range `{s}` for {} columns (want \"i..j\", j ≤ {})",
+                            names.len(),
+                            names.len()
+                        ),
                     ))
                 }
             }
@@ -116,7 +119,9 @@ fn select(selectors: &[String], names: &[String], param: &str) -> StageResult<Ve
                 Some(i) => out.push(i),
                 None => {
                     let known: Vec<&str> = names.iter().map(String::as_str).collect();
-                    let hint = crate::params::closest(s, &known).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
+                    let hint = crate::params::closest(s, &known)
+                        .map(|c| format!(" (did you mean `{c}`?)"))
+                        .unwrap_or_default();
                     return Err(StageError::param(param, format!("no column named `{s}`{hint}")));
                 }
             }
@@ -174,7 +179,8 @@ fn from_frame(df: &DataFrame, p: &LoadParams) -> StageResult<Dataset> {
     };
     let n = df.height();
     let cols = |idx: &[usize], param: &str| -> StageResult<Vec<f32>> {
-        let columns: Vec<Vec<f32>> = idx.iter().map(|&i| column_f32(df, &names[i], param)).collect::<StageResult<_>>()?;
+        let columns: Vec<Vec<f32>> =
+            idx.iter().map(|&i| column_f32(df, &names[i], param)).collect::<StageResult<_>>()?;
         let mut m = Vec::with_capacity(n * idx.len());
         for r in 0..n {
             m.extend(columns.iter().map(|c| c[r]));
@@ -237,8 +243,10 @@ pub fn read_npy(path: &Path, param: &str) -> StageResult<(usize, usize, Vec<f32>
         return Err(bad("Fortran-order arrays are not supported; save with np.ascontiguousarray"));
     }
     let shape = field("shape").ok_or_else(|| bad("header has no shape"))?;
-    let inner = &shape[shape.find('(').ok_or_else(|| bad("bad shape"))? + 1..shape.find(')').ok_or_else(|| bad("bad shape"))?];
-    let dims: Vec<usize> = inner.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap_or(0)).collect();
+    let inner = &shape
+        [shape.find('(').ok_or_else(|| bad("bad shape"))? + 1..shape.find(')').ok_or_else(|| bad("bad shape"))?];
+    let dims: Vec<usize> =
+        inner.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap_or(0)).collect();
     let (r, c) = match dims.as_slice() {
         [r, c] => (*r, *c),
         [r] => (*r, 1),
@@ -285,12 +293,18 @@ impl TypedStage for Load {
             (None, None) => return Err(ParamError::new("path", "give `dataset` (a bundled name) or `path` (a file)")),
             (Some(d), None) if !BUNDLED.iter().any(|(n, _)| n == d) => {
                 let names: Vec<&str> = BUNDLED.iter().map(|(n, _)| *n).collect();
-                return Err(ParamError::new("dataset", format!("no bundled dataset `{d}`; bundled: {}", names.join(", "))));
+                return Err(ParamError::new(
+                    "dataset",
+                    format!("no bundled dataset `{d}`; bundled: {}", names.join(", ")),
+                ));
             }
             _ => {}
         }
         if !["auto", "csv", "parquet", "ipc", "npy"].contains(&p.format.as_str()) {
-            return Err(ParamError::new("format", format!("unknown format `{}`; expected auto, csv, parquet, ipc or npy", p.format)));
+            return Err(ParamError::new(
+                "format",
+                format!("unknown format `{}`; expected auto, csv, parquet, ipc or npy", p.format),
+            ));
         }
         if p.separator.len() != 1 {
             return Err(ParamError::new("separator", "must be one ASCII character"));
@@ -352,7 +366,13 @@ mod tests {
 
     #[test]
     fn bundled_shapes() {
-        let shapes = [("iris", 150, 4), ("digits", 1797, 64), ("breast_cancer", 569, 30), ("boston", 506, 13), ("diabetes", 442, 10)];
+        let shapes = [
+            ("iris", 150, 4),
+            ("digits", 1797, 64),
+            ("breast_cancer", 569, 30),
+            ("boston", 506, 13),
+            ("diabetes", 442, 10),
+        ];
         for (name, n, p) in shapes {
             let d = bundled(name).unwrap();
             assert_eq!((d.rows(), d.p()), (n, p), "{name}");
@@ -370,7 +390,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.csv");
         std::fs::write(&path, "a,b,c,kind\n1,2,3,x\n4,5,6,y\n7,8,9,x\n").unwrap();
-        let p = LoadParams { targets: vec!["c".into()], features: vec!["0..2".into()], label: Some("kind".into()), ..Default::default() };
+        let p = LoadParams {
+            targets: vec!["c".into()],
+            features: vec!["0..2".into()],
+            label: Some("kind".into()),
+            ..Default::default()
+        };
         let d = from_frame(&read_frame(&path, "csv", &p).unwrap(), &p).unwrap();
         assert_eq!(d.features, vec!["a", "b"]);
         assert_eq!(d.x, vec![1., 2., 4., 5., 7., 8.]);
@@ -389,7 +414,7 @@ mod tests {
         let path = dir.path().join("a.npy");
         let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }";
         let mut h = header.to_string();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');

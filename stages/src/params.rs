@@ -80,9 +80,7 @@ pub fn parse<P: ParamSpec>(raw: &serde_json::Map<String, Value>) -> Result<P, Pa
     let known: Vec<&str> = P::docs().iter().map(|d| d.name).collect();
     for k in raw.keys() {
         if !known.contains(&k.as_str()) {
-            let hint = closest(k, &known)
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
+            let hint = closest(k, &known).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
             return Err(ParamError::new(
                 k.clone(),
                 format!("unknown param `{k}`{hint}; expected one of: {}", known.join(", ")),
@@ -99,12 +97,7 @@ pub fn parse<P: ParamSpec>(raw: &serde_json::Map<String, Value>) -> Result<P, Pa
 
 /// The known name nearest to `k` by edit distance, if it is close.
 pub fn closest<'a>(k: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|c| (levenshtein(k, c), *c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min()
-        .map(|(_, c)| c)
+    known.iter().map(|c| (levenshtein(k, c), *c)).filter(|(d, c)| *d <= 2.max(c.len() / 3)).min().map(|(_, c)| c)
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {

@@ -50,7 +50,10 @@ fn show(v: &Value) -> String {
 }
 
 /// Mean curve per series: name → [(epoch, value)].
-pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) -> StageResult<Vec<(String, Vec<(f64, f64)>)>> {
+/// One named line: (label, [(epoch, value)]).
+pub type Curve = (String, Vec<(f64, f64)>);
+
+pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) -> StageResult<Vec<Curve>> {
     // Series in numeric-aware order of their axis values (500 before 1500).
     let mut order: Vec<(Vec<Value>, String)> = Vec::new();
     let mut acc: BTreeMap<String, BTreeMap<i64, (f64, usize)>> = BTreeMap::new();
@@ -71,7 +74,8 @@ pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) 
         }
         let entry = acc.entry(name).or_default();
         for h in hist {
-            let (Some(e), Some(v)) = (h.get("epoch").and_then(Value::as_i64), h.get(&p.y).and_then(Value::as_f64)) else {
+            let (Some(e), Some(v)) = (h.get("epoch").and_then(Value::as_i64), h.get(&p.y).and_then(Value::as_f64))
+            else {
                 if h.get(&p.y).is_none() {
                     return Err(StageError::param("y", format!("history has no field `{}`", p.y)));
                 }
@@ -97,13 +101,14 @@ pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) 
     Ok(order
         .into_iter()
         .map(|(_, name)| {
-            let pts = acc.remove(&name).unwrap_or_default().into_iter().map(|(e, (s, n))| (e as f64, s / n as f64)).collect();
+            let pts =
+                acc.remove(&name).unwrap_or_default().into_iter().map(|(e, (s, n))| (e as f64, s / n as f64)).collect();
             (name, pts)
         })
         .collect())
 }
 
-pub fn draw_svg(p: &PlotParams, curves: &[(String, Vec<(f64, f64)>)]) -> StageResult<String> {
+pub fn draw_svg(p: &PlotParams, curves: &[Curve]) -> StageResult<String> {
     let mut svg = String::new();
     {
         let err = |e: String| StageError::msg(format!("plot: {e}"));
@@ -136,8 +141,15 @@ pub fn draw_svg(p: &PlotParams, curves: &[(String, Vec<(f64, f64)>)]) -> StageRe
                     .configure_mesh()
                     .x_desc("epoch")
                     .y_desc(ylab.as_str())
-                    .y_label_formatter(&|v: &f64| if v.abs() < 1e-2 && *v != 0.0 { format!("{v:.1e}") } else { format!("{v:.3}") })
-                    .draw().map_err(|e| err(e.to_string()))?;
+                    .y_label_formatter(&|v: &f64| {
+                        if v.abs() < 1e-2 && *v != 0.0 {
+                            format!("{v:.1e}")
+                        } else {
+                            format!("{v:.3}")
+                        }
+                    })
+                    .draw()
+                    .map_err(|e| err(e.to_string()))?;
                 for (i, (name, pts)) in curves.iter().enumerate() {
                     let c = COLORS[i % COLORS.len()];
                     chart
@@ -146,7 +158,12 @@ pub fn draw_svg(p: &PlotParams, curves: &[(String, Vec<(f64, f64)>)]) -> StageRe
                         .label(name.as_str())
                         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
                 }
-                chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(e.to_string()))?;
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(|e| err(e.to_string()))?;
             }};
         }
         if p.log_y {

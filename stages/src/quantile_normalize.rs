@@ -129,7 +129,6 @@ impl TypedStage for QuantileNormalize {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

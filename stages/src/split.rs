@@ -73,7 +73,8 @@ pub fn assign(n: usize, p: &SplitParams, labels: Option<&[i64]>, seed: u64) -> S
             Ok(out)
         }
         SplitMethod::StratifiedKfold => {
-            let labels = labels.ok_or_else(|| StageError::param("method", "stratified_kfold needs a dataset with labels"))?;
+            let labels =
+                labels.ok_or_else(|| StageError::param("method", "stratified_kfold needs a dataset with labels"))?;
             let mut test = Vec::new();
             let mut train = Vec::new();
             let mut classes: Vec<i64> = labels.to_vec();
@@ -129,7 +130,10 @@ impl TypedStage for Split {
                         return Err(ParamError::new("fractions", format!("fractions sum to {s}, over 1")));
                     }
                 } else if p.sizes.len() != p.names.len() {
-                    return Err(ParamError::new("sizes", format!("{} sizes for {} names", p.sizes.len(), p.names.len())));
+                    return Err(ParamError::new(
+                        "sizes",
+                        format!("{} sizes for {} names", p.sizes.len(), p.names.len()),
+                    ));
                 }
             }
             SplitMethod::StratifiedKfold => {

@@ -121,7 +121,7 @@ impl TypedStage for Standardize {
     ];
 
     fn validate(p: &StdParams) -> Result<(), ParamError> {
-        if !(p.eps >= 0.0) {
+        if p.eps.is_nan() || p.eps < 0.0 {
             return Err(ParamError::new("eps", "must be ≥ 0"));
         }
         Ok(())
@@ -142,7 +142,10 @@ impl TypedStage for Standardize {
             Some(f) => {
                 let f = Dataset::read(&f.path)?;
                 if f.features != d.features || f.targets != d.targets {
-                    return Err(crate::StageError::param("fit", "the `fit` dataset has different columns from the input"));
+                    return Err(crate::StageError::param(
+                        "fit",
+                        "the `fit` dataset has different columns from the input",
+                    ));
                 }
                 Some(f)
             }

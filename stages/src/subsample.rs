@@ -33,7 +33,12 @@ pub fn draw(rows: usize, p: &SubsampleParams, seed: u64) -> StageResult<Vec<usiz
         if p.n * p.replicates > rows {
             return Err(StageError::param(
                 "n",
-                format!("{} disjoint replicates of {} rows need {} rows; the input has {rows}", p.replicates, p.n, p.n * p.replicates),
+                format!(
+                    "{} disjoint replicates of {} rows need {} rows; the input has {rows}",
+                    p.replicates,
+                    p.n,
+                    p.n * p.replicates
+                ),
             ));
         }
         let perm = permutation(&mut rng(seed, "subsample/disjoint"), rows);
@@ -59,7 +64,10 @@ impl TypedStage for Subsample {
             return Err(ParamError::new("n", "must be at least 1"));
         }
         if p.replicate == 0 || p.replicate > p.replicates.max(1) && p.disjoint {
-            return Err(ParamError::new("replicate", format!("replicate {} is out of 1..={}", p.replicate, p.replicates)));
+            return Err(ParamError::new(
+                "replicate",
+                format!("replicate {} is out of 1..={}", p.replicate, p.replicates),
+            ));
         }
         Ok(())
     }

@@ -146,7 +146,17 @@ pub fn build(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) ->
     let key = |axes: &BTreeMap<String, Value>, names: &[String]| -> StageResult<Vec<Value>> {
         names
             .iter()
-            .map(|n| axes.get(n).cloned().ok_or_else(|| StageError::param("rows", format!("an input has no axis `{n}` (its axes: {})", axes.keys().cloned().collect::<Vec<_>>().join(", ")))))
+            .map(|n| {
+                axes.get(n).cloned().ok_or_else(|| {
+                    StageError::param(
+                        "rows",
+                        format!(
+                            "an input has no axis `{n}` (its axes: {})",
+                            axes.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })
+            })
             .collect()
     };
     let mut row_keys: Vec<Vec<Value>> = Vec::new();
@@ -170,7 +180,9 @@ pub fn build(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) ->
             let idx: Vec<usize> = items
                 .iter()
                 .enumerate()
-                .filter(|(_, (axes, _))| key(axes, &p.rows).ok().as_ref() == Some(r) && key(axes, &p.columns).ok().as_ref() == Some(c))
+                .filter(|(_, (axes, _))| {
+                    key(axes, &p.rows).ok().as_ref() == Some(r) && key(axes, &p.columns).ok().as_ref() == Some(c)
+                })
                 .map(|(i, _)| i)
                 .collect();
             let vals: Vec<f64> = idx.iter().filter_map(|&i| items[i].1).collect();
@@ -260,8 +272,10 @@ fn latex_escape(s: &str) -> String {
     o
 }
 
-/// Claim outcomes: (text, held?, lower mean, higher mean).
-fn check_claims(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -> Vec<(String, Option<bool>, Option<f64>, Option<f64>)> {
+/// A claim's outcome: (text, held?, lower mean, higher mean).
+type ClaimOutcome = (String, Option<bool>, Option<f64>, Option<f64>);
+
+fn check_claims(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -> Vec<ClaimOutcome> {
     let mean_of = |want: &BTreeMap<String, Value>| -> Option<f64> {
         let v: Vec<f64> = items.iter().filter(|(a, _)| matches(a, want)).filter_map(|(_, v)| *v).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -309,12 +323,17 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
             .enumerate()
             .map(|(c, cell)| {
                 let s = fmt_cell(p, cell, " ± ");
-                if best[r][c] { format!("**{s}**") } else { s }
+                if best[r][c] {
+                    format!("**{s}**")
+                } else {
+                    s
+                }
             })
             .collect();
         md.push_str(&format!("| {rhd} | {} |\n", cells.join(" | ")));
         if any_paper {
-            let paper: Vec<String> = t.cells[r].iter().map(|c| c.paper.map(|v| format!("{v}")).unwrap_or_else(|| "–".into())).collect();
+            let paper: Vec<String> =
+                t.cells[r].iter().map(|c| c.paper.map(|v| format!("{v}")).unwrap_or_else(|| "–".into())).collect();
             let delta: Vec<String> = t.cells[r]
                 .iter()
                 .map(|c| match (c.mean, c.paper) {
@@ -374,12 +393,17 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
             .enumerate()
             .map(|(c, cell)| {
                 let s = fmt_cell(p, cell, " $\\pm$ ");
-                if best[r][c] { format!("\\textbf{{{s}}}") } else { s }
+                if best[r][c] {
+                    format!("\\textbf{{{s}}}")
+                } else {
+                    s
+                }
             })
             .collect();
         tex.push_str(&format!("{} & {} \\\\\n", latex_escape(rhd), cells.join(" & ")));
         if any_paper {
-            let paper: Vec<String> = t.cells[r].iter().map(|c| c.paper.map(|v| format!("{v}")).unwrap_or_else(|| "--".into())).collect();
+            let paper: Vec<String> =
+                t.cells[r].iter().map(|c| c.paper.map(|v| format!("{v}")).unwrap_or_else(|| "--".into())).collect();
             tex.push_str(&format!("\\quad paper & {} \\\\\n", paper.join(" & ")));
         }
     }
@@ -396,7 +420,16 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
                 (Some(m), Some(pv)) => Some(m - pv),
                 _ => None,
             };
-            csv.push_str(&format!("{},{},{},{},{},{},{}\n", q(rhd), q(ch), cell.n, opt(cell.mean), opt(cell.std), opt(cell.paper), opt(delta)));
+            csv.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                q(rhd),
+                q(ch),
+                cell.n,
+                opt(cell.mean),
+                opt(cell.std),
+                opt(cell.paper),
+                opt(delta)
+            ));
         }
     }
 
@@ -414,7 +447,10 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
             }));
         }
     }
-    let claims_json: Vec<Value> = claims.iter().map(|(t, h, lo, hi)| serde_json::json!({"text": t, "held": h, "lower_mean": lo, "higher_mean": hi})).collect();
+    let claims_json: Vec<Value> = claims
+        .iter()
+        .map(|(t, h, lo, hi)| serde_json::json!({"text": t, "held": h, "lower_mean": lo, "higher_mean": hi}))
+        .collect();
     let json = serde_json::json!({
         "caption": p.caption, "metric": p.metric, "aggregate": p.aggregate,
         "columns": col_heads, "rows": row_heads, "cells": cells_json, "claims": claims_json,
@@ -435,7 +471,10 @@ impl TypedStage for Tabulate {
         }
         for (i, pv) in p.paper.iter().enumerate() {
             if !pv.get("value").is_some_and(Value::is_number) {
-                return Err(ParamError::new(format!("paper[{i}]"), "each paper entry needs a numeric `value` beside its axis values"));
+                return Err(ParamError::new(
+                    format!("paper[{i}]"),
+                    "each paper entry needs a numeric `value` beside its axis values",
+                ));
             }
         }
         Ok(())
@@ -451,7 +490,10 @@ impl TypedStage for Tabulate {
             let m: Value = read_json(&a.path)?;
             let v = m.get(&p.metric).and_then(Value::as_f64);
             if v.is_none() && m.get(&p.metric).is_none() {
-                return Err(StageError::param("metric", format!("input from `{}` has no metric `{}`", a.producer, p.metric)));
+                return Err(StageError::param(
+                    "metric",
+                    format!("input from `{}` has no metric `{}`", a.producer, p.metric),
+                ));
             }
             items.push((a.axes.clone(), v));
         }
@@ -494,8 +536,15 @@ mod tests {
             columns: vec!["model".into()],
             caption: "Test & table".into(),
             row_header: "Epochs".into(),
-            labels: BTreeMap::from([("model".to_string(), BTreeMap::from([("d".to_string(), "D-GEX(D)".to_string()), ("l".to_string(), "D-GEX(L)".to_string())]))]),
-            paper: vec![BTreeMap::from([("epochs".to_string(), json!(100)), ("model".to_string(), json!("d")), ("value".to_string(), json!(0.3921))])],
+            labels: BTreeMap::from([(
+                "model".to_string(),
+                BTreeMap::from([("d".to_string(), "D-GEX(D)".to_string()), ("l".to_string(), "D-GEX(L)".to_string())]),
+            )]),
+            paper: vec![BTreeMap::from([
+                ("epochs".to_string(), json!(100)),
+                ("model".to_string(), json!("d")),
+                ("value".to_string(), json!(0.3921)),
+            ])],
             claims: vec![Claim {
                 text: "L below D".into(),
                 lower: BTreeMap::from([("model".to_string(), json!("l"))]),

@@ -59,7 +59,9 @@ pub enum Policy {
         monitor_rows: usize,
     },
     /// lr_e = lr · gamma^(e−1).
-    ExpDecay { gamma: f64 },
+    ExpDecay {
+        gamma: f64,
+    },
     /// LALR. `variant` sets every knob; any knob given explicitly overrides it.
     Lipschitz {
         variant: LalrVariant,
@@ -147,14 +149,18 @@ pub struct Train;
 pub fn targets_for(d: &Dataset, loss: &Loss) -> StageResult<(Vec<f32>, usize)> {
     match loss {
         Loss::Bce | Loss::Sbqc { .. } => {
-            let l = d.labels.as_ref().ok_or_else(|| StageError::param("loss", "binary losses need a dataset with labels"))?;
+            let l = d
+                .labels
+                .as_ref()
+                .ok_or_else(|| StageError::param("loss", "binary losses need a dataset with labels"))?;
             if l.iter().any(|v| *v != 0 && *v != 1) {
                 return Err(StageError::param("loss", "binary losses need labels 0 and 1"));
             }
             Ok((l.iter().map(|v| *v as f32).collect(), 1))
         }
         Loss::SoftmaxCe => {
-            let l = d.labels.as_ref().ok_or_else(|| StageError::param("loss", "softmax_ce needs a dataset with labels"))?;
+            let l =
+                d.labels.as_ref().ok_or_else(|| StageError::param("loss", "softmax_ce needs a dataset with labels"))?;
             let k = d.classes.len().max(l.iter().copied().max().unwrap_or(0) as usize + 1);
             let mut y = vec![0f32; l.len() * k];
             for (i, c) in l.iter().enumerate() {
@@ -237,7 +243,9 @@ pub fn lalr_knobs(p: &Policy) -> Option<Lalr> {
     let Policy::Lipschitz { variant, m, y_norm, scale, floor, cap } = p else { return None };
     let base = match variant {
         LalrVariant::Paper => Lalr { m: MChoice::Batch, y_norm: YNorm::Targets, scale: 0.3, floor: 1e-5, cap: 5e-4 },
-        LalrVariant::PublishedCode => Lalr { m: MChoice::TrainRows, y_norm: YNorm::Inputs, scale: 0.5, floor: 1e-5, cap: f64::INFINITY },
+        LalrVariant::PublishedCode => {
+            Lalr { m: MChoice::TrainRows, y_norm: YNorm::Inputs, scale: 0.5, floor: 1e-5, cap: f64::INFINITY }
+        }
     };
     Some(Lalr {
         m: m.unwrap_or(base.m),
@@ -270,13 +278,13 @@ pub fn fit(
     threads: usize,
     ctx: Option<&Ctx>,
 ) -> StageResult<Trained> {
-    let pin = x.len() / y.len().max(1) * q;
     let rows = y.len() / q;
-    let pin = if rows > 0 { x.len() / rows } else { pin };
+    let pin = x.len().checked_div(rows).unwrap_or(0);
     let mut sizes = vec![pin];
     sizes.extend(&p.hidden);
     sizes.push(q);
-    let mut acts: Vec<Activation> = if p.activations.is_empty() { vec![p.activation; p.hidden.len()] } else { p.activations.clone() };
+    let mut acts: Vec<Activation> =
+        if p.activations.is_empty() { vec![p.activation; p.hidden.len()] } else { p.activations.clone() };
     acts.push(p.output_activation);
     let dropout: Vec<f32> = p.dropout.iter().map(|v| *v as f32).collect();
     let mut model = Mlp::new(&sizes, &acts, &dropout);
@@ -289,7 +297,8 @@ pub fn fit(
     let batch = p.batch.min(rows).max(1);
     let steps = if p.steps_per_epoch > 0 { p.steps_per_epoch } else { (rows / batch).max(1) };
     let mut ws = model.workspace(batch);
-    let mut states: Vec<(State, State)> = model.layers.iter().map(|l| (p.optimizer.state(l.w.len()), p.optimizer.state(l.b.len()))).collect();
+    let mut states: Vec<(State, State)> =
+        model.layers.iter().map(|l| (p.optimizer.state(l.w.len()), p.optimizer.state(l.b.len()))).collect();
     let mut batch_rng = rng(seed, "batches");
     let mut drop_rng = rng(seed, "dropout");
     let mut lr = p.lr;
@@ -326,8 +335,20 @@ pub fn fit(
                 ky = ky.max(frob(&y[start * q..(start + n) * q]));
             }
             let (m, ynorm) = match k.m {
-                MChoice::Batch => (batch as f64, match k.y_norm { YNorm::Targets => ky, YNorm::Inputs => max_batch_norm(x, pin, rows, batch) }),
-                MChoice::TrainRows => (rows as f64, match k.y_norm { YNorm::Targets => frob(y), YNorm::Inputs => frob(x) }),
+                MChoice::Batch => (
+                    batch as f64,
+                    match k.y_norm {
+                        YNorm::Targets => ky,
+                        YNorm::Inputs => max_batch_norm(x, pin, rows, batch),
+                    },
+                ),
+                MChoice::TrainRows => (
+                    rows as f64,
+                    match k.y_norm {
+                        YNorm::Targets => frob(y),
+                        YNorm::Inputs => frob(x),
+                    },
+                ),
             };
             let classes = q;
             let mut l = p.loss.lipschitz(kz, ka, ynorm, m, classes);
@@ -337,7 +358,8 @@ pub fn fit(
             }
             let raw = k.scale / l;
             lr = raw.clamp(k.floor, k.cap);
-            lalr_info = serde_json::json!({"kz": kz, "ka": ka, "y_norm": ynorm, "m": m, "lipschitz": l, "unclamped_lr": raw});
+            lalr_info =
+                serde_json::json!({"kz": kz, "ka": ka, "y_norm": ynorm, "m": m, "lipschitz": l, "unclamped_lr": raw});
         }
         if let Policy::ExpDecay { gamma } = p.policy {
             lr = p.lr * gamma.powi(epoch as i32 - 1);
@@ -422,7 +444,11 @@ pub fn fit(
             last_monitor = mae;
         }
         if let Some(c) = ctx {
-            c.report(epoch as u64, p.epochs as u64, format!("epoch {epoch} loss {:.5} lr {lr:.3e}", loss_sum / steps as f64));
+            c.report(
+                epoch as u64,
+                p.epochs as u64,
+                format!("epoch {epoch} loss {:.5} lr {lr:.3e}", loss_sum / steps as f64),
+            );
         }
         history.push(serde_json::Value::Object(h));
         if p.save_at.contains(&epoch) {
@@ -464,10 +490,16 @@ impl TypedStage for Train {
             return Err(ParamError::new("hidden", "layer widths must be positive"));
         }
         if !p.activations.is_empty() && p.activations.len() != p.hidden.len() {
-            return Err(ParamError::new("activations", format!("{} activations for {} hidden layers", p.activations.len(), p.hidden.len())));
+            return Err(ParamError::new(
+                "activations",
+                format!("{} activations for {} hidden layers", p.activations.len(), p.hidden.len()),
+            ));
         }
         if !p.dropout.is_empty() && p.dropout.len() != p.hidden.len() + 1 {
-            return Err(ParamError::new("dropout", format!("give one rate per layer input: {} values", p.hidden.len() + 1)));
+            return Err(ParamError::new(
+                "dropout",
+                format!("give one rate per layer input: {} values", p.hidden.len() + 1),
+            ));
         }
         if p.dropout.iter().any(|d| !(0.0..1.0).contains(d)) {
             return Err(ParamError::new("dropout", "rates must lie in [0, 1)"));
@@ -476,7 +508,10 @@ impl TypedStage for Train {
             return Err(ParamError::new("save_at", format!("epoch {e} is outside 1..={}", p.epochs)));
         }
         if p.device != "cpu" {
-            return Err(ParamError::new("device", format!("device `{}` is not available in this build; use \"cpu\"", p.device)));
+            return Err(ParamError::new(
+                "device",
+                format!("device `{}` is not available in this build; use \"cpu\"", p.device),
+            ));
         }
         match p.loss {
             Loss::TiltedLogCosh { tau } | Loss::Pinball { tau } | Loss::Sbqc { tau } if !(tau > 0.0 && tau < 1.0) => {
@@ -512,8 +547,18 @@ impl TypedStage for Train {
             }
             None => None,
         };
-        let t = fit(p, &d.x, &y, q, ev.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())), ctx.seed, ctx.threads, Some(ctx))?;
-        let info = serde_json::json!({"features": d.features, "targets": d.targets, "classes": d.classes, "loss": p.loss});
+        let t = fit(
+            p,
+            &d.x,
+            &y,
+            q,
+            ev.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())),
+            ctx.seed,
+            ctx.threads,
+            Some(ctx),
+        )?;
+        let info =
+            serde_json::json!({"features": d.features, "targets": d.targets, "classes": d.classes, "loss": p.loss});
         t.model.save(&ctx.output("model"), info.clone())?;
         for (e, m) in &t.saved {
             m.save(&ctx.output(&format!("epoch{e}")), info.clone())?;
@@ -567,7 +612,8 @@ mod tests {
     /// Full-batch gradient descent from a given model (the loop of `fit`, without init).
     fn run_from(p: &TrainParams, mut model: Mlp, x: &[f32], y: &[f32]) -> (f32, f32) {
         let mut ws = model.workspace(x.len());
-        let mut st: Vec<(State, State)> = model.layers.iter().map(|l| (p.optimizer.state(l.w.len()), p.optimizer.state(l.b.len()))).collect();
+        let mut st: Vec<(State, State)> =
+            model.layers.iter().map(|l| (p.optimizer.state(l.w.len()), p.optimizer.state(l.b.len()))).collect();
         ws.inp[0].copy_from_slice(x);
         for _ in 0..p.epochs {
             model.forward(&mut ws, x.len(), None, 1);
@@ -609,9 +655,20 @@ mod tests {
         let mut r = rng(9, "data");
         let x: Vec<f32> = (0..300 * 20).map(|_| r.random::<f32>()).collect();
         let y: Vec<f32> = (0..300 * 7).map(|_| r.random::<f32>()).collect();
-        let p = TrainParams { hidden: vec![64], epochs: 3, batch: 50, batching: Batching::Random, steps_per_epoch: 4, ..Default::default() };
+        let p = TrainParams {
+            hidden: vec![64],
+            epochs: 3,
+            batch: 50,
+            batching: Batching::Random,
+            steps_per_epoch: 4,
+            ..Default::default()
+        };
         let a = fit(&p, &x, &y, 7, None, 5, 2, None).unwrap();
-        let b = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| fit(&p, &x, &y, 7, None, 5, 1, None).unwrap());
+        let b = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| fit(&p, &x, &y, 7, None, 5, 1, None).unwrap());
         assert_eq!(a.model, b.model);
         assert_eq!(a.history, b.history);
     }
@@ -622,14 +679,33 @@ mod tests {
         let y: Vec<f32> = (0..40).map(|i| (i * i) as f32).collect();
         let p = TrainParams { hidden: vec![], lr: 10.0, epochs: 50, batch: 40, ..Default::default() };
         let Err(e) = fit(&p, &x, &y, 1, None, 1, 1, None) else { panic!("expected divergence") };
-        assert!(e.message.contains("epoch") && e.message.contains("step 1") && e.message.contains("learning rate"), "{e}");
+        assert!(
+            e.message.contains("epoch") && e.message.contains("step 1") && e.message.contains("learning rate"),
+            "{e}"
+        );
     }
 
     #[test]
     fn lalr_presets() {
-        let paper = lalr_knobs(&Policy::Lipschitz { variant: LalrVariant::Paper, m: None, y_norm: None, scale: None, floor: None, cap: None }).unwrap();
+        let paper = lalr_knobs(&Policy::Lipschitz {
+            variant: LalrVariant::Paper,
+            m: None,
+            y_norm: None,
+            scale: None,
+            floor: None,
+            cap: None,
+        })
+        .unwrap();
         assert_eq!((paper.m, paper.y_norm, paper.scale, paper.cap), (MChoice::Batch, YNorm::Targets, 0.3, 5e-4));
-        let code = lalr_knobs(&Policy::Lipschitz { variant: LalrVariant::PublishedCode, m: None, y_norm: None, scale: None, floor: None, cap: None }).unwrap();
+        let code = lalr_knobs(&Policy::Lipschitz {
+            variant: LalrVariant::PublishedCode,
+            m: None,
+            y_norm: None,
+            scale: None,
+            floor: None,
+            cap: None,
+        })
+        .unwrap();
         assert_eq!((code.m, code.y_norm, code.scale), (MChoice::TrainRows, YNorm::Inputs, 0.5));
         assert!(code.cap.is_infinite());
     }

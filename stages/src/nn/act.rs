@@ -11,10 +11,19 @@ pub enum Activation {
     Tanh,
     Relu,
     /// max(αx, x).
-    LeakyRelu { #[serde(default = "leaky_alpha")] alpha: f32 },
+    LeakyRelu {
+        #[serde(default = "leaky_alpha")]
+        alpha: f32,
+    },
     /// PReLU with a fixed slope (initial value of PyTorch's learnable parameter, 0.25).
-    Prelu { #[serde(default = "prelu_alpha")] alpha: f32 },
-    Elu { #[serde(default = "one")] alpha: f32 },
+    Prelu {
+        #[serde(default = "prelu_alpha")]
+        alpha: f32,
+    },
+    Elu {
+        #[serde(default = "one")]
+        alpha: f32,
+    },
     Selu,
     /// tanh approximation, as PyTorch's `gelu(approximate="tanh")`.
     Gelu,
@@ -24,11 +33,21 @@ pub enum Activation {
     /// exp(−x²).
     Gaussian,
     /// Soboleva modified hyperbolic tangent: (e^{ax} − e^{−bx}) / (e^{cx} + e^{−dx}).
-    Soboleva { a: f32, b: f32, c: f32, d: f32 },
+    Soboleva {
+        a: f32,
+        b: f32,
+        c: f32,
+        d: f32,
+    },
     /// 1 for x ≥ 0, else 0; derivative 0 (no gradient flows).
     BinaryStep,
     /// A-ReLU (LALR paper §IV): k·x^n for x ≥ 0, else 0; derivative k·n·x^(n−1), 0 at 0.
-    Arelu { #[serde(default = "arelu_k")] k: f32, #[serde(default = "arelu_n")] n: f32 },
+    Arelu {
+        #[serde(default = "arelu_k")]
+        k: f32,
+        #[serde(default = "arelu_n")]
+        n: f32,
+    },
 }
 
 fn leaky_alpha() -> f32 {

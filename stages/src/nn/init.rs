@@ -16,9 +16,14 @@ pub enum Init {
     HeNormal,
     LecunNormal,
     /// U(±a), zero bias (D-GEX output layer: a = 1e-4).
-    Uniform { a: f64 },
+    Uniform {
+        a: f64,
+    },
     /// N(0, std²), zero bias; `std = 0` means 1/√fan_in (the lecture's XOR experiment).
-    Normal { #[serde(default)] std: f64 },
+    Normal {
+        #[serde(default)]
+        std: f64,
+    },
 }
 
 impl Init {

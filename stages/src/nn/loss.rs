@@ -16,18 +16,27 @@ pub enum Loss {
     /// D-GEX / pylearn2: sum over outputs of the batch-mean squared error.
     MseSum,
     Mae,
-    Huber { #[serde(default = "one")] delta: f64 },
+    Huber {
+        #[serde(default = "one")]
+        delta: f64,
+    },
     LogCosh,
     /// LogGENE: weight τ where y − ŷ > 0, 1 − τ where < 0 (½ at 0), times log cosh(y − ŷ).
-    TiltedLogCosh { tau: f64 },
+    TiltedLogCosh {
+        tau: f64,
+    },
     /// Check / pinball loss: max(τe, (τ − 1)e), e = y − ŷ.
-    Pinball { tau: f64 },
+    Pinball {
+        tau: f64,
+    },
     /// Binary cross-entropy on logits.
     Bce,
     /// Softmax cross-entropy on logits, one-hot targets.
     SoftmaxCe,
     /// LogGENE's sBQC: p̂ = 1 − F_τ(ŷ), loss = −mean[y log p̂ + (1 − y) log(1 − p̂)].
-    Sbqc { tau: f64 },
+    Sbqc {
+        tau: f64,
+    },
 }
 
 fn one() -> f64 {
@@ -59,8 +68,8 @@ impl Loss {
         let n = (rows * cols) as f64;
         let b = rows as f64;
         let mut total = 0f64;
-        match *self {
-            Loss::SoftmaxCe => {
+        if *self == Loss::SoftmaxCe {
+            {
                 for r in 0..rows {
                     let z = &pred[r * cols..(r + 1) * cols];
                     let t = &y[r * cols..(r + 1) * cols];
@@ -75,7 +84,6 @@ impl Loss {
                 }
                 return total / b;
             }
-            _ => {}
         }
         let scale = match self {
             Loss::MseSum => b,
@@ -97,7 +105,13 @@ impl Loss {
                 Loss::LogCosh => (log_cosh(p - t), (p - t).tanh()),
                 Loss::TiltedLogCosh { tau } => {
                     let e = t - p;
-                    let w = if e > 0.0 { tau } else if e < 0.0 { 1.0 - tau } else { 0.5 };
+                    let w = if e > 0.0 {
+                        tau
+                    } else if e < 0.0 {
+                        1.0 - tau
+                    } else {
+                        0.5
+                    };
                     (w * log_cosh(e), -w * e.tanh())
                 }
                 Loss::Pinball { tau } => {
@@ -191,7 +205,8 @@ mod tests {
                 let mut dn = pred;
                 dn[i] -= h;
                 let mut scratch = vec![0f32; 6];
-                let fd = (loss.eval(&up, &y, 2, 3, &mut scratch) - loss.eval(&dn, &y, 2, 3, &mut scratch)) / (2.0 * h as f64);
+                let fd = (loss.eval(&up, &y, 2, 3, &mut scratch) - loss.eval(&dn, &y, 2, 3, &mut scratch))
+                    / (2.0 * h as f64);
                 assert!((fd - g[i] as f64).abs() < 1e-3, "{loss:?} output {i}: fd {fd} vs {}", g[i]);
             }
         }

@@ -167,7 +167,18 @@ impl Mlp {
                     }
                 });
             }
-            gemm(&mut ws.gw[l], &ws.inp[l][..rows * fi], Op::T, &ws.dz[l][..rows * fo], Op::N, fi, fo, rows, false, threads);
+            gemm(
+                &mut ws.gw[l],
+                &ws.inp[l][..rows * fi],
+                Op::T,
+                &ws.dz[l][..rows * fo],
+                Op::N,
+                fi,
+                fo,
+                rows,
+                false,
+                threads,
+            );
             let gb = &mut ws.gb[l];
             gb.fill(0.0);
             for r in 0..rows {
@@ -247,16 +258,21 @@ impl Mlp {
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
         let md = meta.metadata().clone().unwrap_or_default();
-        let h: Header = serde_json::from_str(md.get("repro").map(String::as_str).unwrap_or("null")).map_err(|e| bad(e.to_string()))?;
+        let h: Header = serde_json::from_str(md.get("repro").map(String::as_str).unwrap_or("null"))
+            .map_err(|e| bad(e.to_string()))?;
         let mut m = Mlp::new(&h.sizes, &h.activations, &h.dropout);
         for (i, l) in m.layers.iter_mut().enumerate() {
-            let w: Vec<f32> = bytemuck::pod_collect_to_vec(st.tensor(&format!("layers.{i}.weight")).map_err(|e| bad(e.to_string()))?.data());
+            let w: Vec<f32> = bytemuck::pod_collect_to_vec(
+                st.tensor(&format!("layers.{i}.weight")).map_err(|e| bad(e.to_string()))?.data(),
+            );
             for r in 0..l.fan_in {
                 for c in 0..l.fan_out {
                     l.w[r * l.fan_out + c] = w[c * l.fan_in + r];
                 }
             }
-            l.b = bytemuck::pod_collect_to_vec(st.tensor(&format!("layers.{i}.bias")).map_err(|e| bad(e.to_string()))?.data());
+            l.b = bytemuck::pod_collect_to_vec(
+                st.tensor(&format!("layers.{i}.bias")).map_err(|e| bad(e.to_string()))?.data(),
+            );
         }
         Ok((m, h.info))
     }
@@ -335,7 +351,8 @@ mod tests {
         let w1 = Var::from_slice(&m.layers[1].w, (4, 2), &dev).unwrap();
         let b1 = Var::from_slice(&m.layers[1].b, 2, &dev).unwrap();
         let h = xt.matmul(w0.as_tensor()).unwrap().broadcast_add(b0.as_tensor()).unwrap().tanh().unwrap();
-        let o = candle_nn::ops::sigmoid(&h.matmul(w1.as_tensor()).unwrap().broadcast_add(b1.as_tensor()).unwrap()).unwrap();
+        let o =
+            candle_nn::ops::sigmoid(&h.matmul(w1.as_tensor()).unwrap().broadcast_add(b1.as_tensor()).unwrap()).unwrap();
         let loss = (o - yt).unwrap().sqr().unwrap().mean_all().unwrap();
         let grads = loss.backward().unwrap();
         let gw0: Vec<f32> = grads.get(w0.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();

@@ -92,7 +92,11 @@ impl Optimizer {
             self.update(w, g, &mut st.a, b, t, lr);
             return;
         }
-        let bchunks: Vec<&mut [f32]> = if has_b { b.chunks_mut(CHUNK).collect() } else { (0..w.len().div_ceil(CHUNK)).map(|_| &mut [][..]).collect() };
+        let bchunks: Vec<&mut [f32]> = if has_b {
+            b.chunks_mut(CHUNK).collect()
+        } else {
+            (0..w.len().div_ceil(CHUNK)).map(|_| &mut [][..]).collect()
+        };
         w.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK))
             .zip(st.a.par_chunks_mut(CHUNK))
@@ -194,9 +198,18 @@ mod tests {
     #[test]
     fn momentum_conventions_by_hand() {
         let g = [0.5, 0.25];
-        close(&run(Optimizer::Sgd { momentum: 0.9, nesterov: false, convention: Convention::Pytorch }, &g, 0.1), &[0.95, 0.88]);
-        close(&run(Optimizer::Sgd { momentum: 0.9, nesterov: false, convention: Convention::Pylearn2 }, &g, 0.1), &[0.95, 0.88]);
-        close(&run(Optimizer::Sgd { momentum: 0.9, nesterov: true, convention: Convention::Pytorch }, &g, 0.1), &[0.905, 0.817]);
+        close(
+            &run(Optimizer::Sgd { momentum: 0.9, nesterov: false, convention: Convention::Pytorch }, &g, 0.1),
+            &[0.95, 0.88],
+        );
+        close(
+            &run(Optimizer::Sgd { momentum: 0.9, nesterov: false, convention: Convention::Pylearn2 }, &g, 0.1),
+            &[0.95, 0.88],
+        );
+        close(
+            &run(Optimizer::Sgd { momentum: 0.9, nesterov: true, convention: Convention::Pytorch }, &g, 0.1),
+            &[0.905, 0.817],
+        );
     }
 
     // Adam, first step: m̂ = g, v̂ = g², so w1 = w0 − lr·g/(|g| + eps) = 1 − 0.1 = 0.9.

@@ -1,0 +1,194 @@
+//! `pipelines/dgex_table3.toml` end to end at a tiny size: reports, provenance, and what a
+//! change reruns.
+
+mod common;
+use common::{with_status, Proj};
+
+const TINY: &[&str] = &[
+    "--set",
+    "rows=400",
+    "--set",
+    "targets=40",
+    "--set",
+    "dedupe_clusters=4",
+    "--set",
+    "subsample_rows=120",
+    "--set",
+    "reps=[1, 2]",
+    "--set",
+    "hidden_sizes=[8, 16]",
+    "--set",
+    "steps=2",
+    "--set",
+    "epochs=4",
+    "--set",
+    "save_at=[2, 4]",
+];
+
+fn project() -> Proj {
+    let p = Proj::new();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    for rel in [
+        "dgex_table3.toml",
+        "dgex_table3_real.toml",
+        "common/geo.toml",
+        "common/dgex_models.toml",
+        "common/table3_report.toml",
+    ] {
+        p.write(&format!("pipelines/{rel}"), &std::fs::read_to_string(src.join(rel)).unwrap());
+    }
+    p
+}
+
+fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["pipelines/dgex_table3.toml"];
+    v.extend_from_slice(TINY);
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn dgex_table3_end_to_end() {
+    let p = project();
+    let first = p.run_json(&args(&["-j", "2"]));
+    assert_eq!(first["failed"], 0, "{first}");
+    for f in [
+        "dgex_table3.md",
+        "dgex_table3.tex",
+        "dgex_table3.csv",
+        "dgex_table3.json",
+        "dgex_table3.provenance.json",
+        "dgex_table3_lr.svg",
+        "dgex_table3_loss.svg",
+    ] {
+        assert!(p.path(&format!("reports/{f}")).is_file(), "missing reports/{f}");
+    }
+    let md = std::fs::read_to_string(p.path("reports/dgex_table3.md")).unwrap();
+    assert!(md.contains("| Epochs | D-GEX(D) (8) | D-GEX(D) (16) | D-GEX(L) (8) | D-GEX(L) (16) |"), "{md}");
+    assert!(md.contains("Synthetic GEO-like data") && md.contains("LALR variant `paper`"), "{md}");
+
+    compiles_with_pdflatex(&p, &std::fs::read_to_string(p.path("reports/dgex_table3.tex")).unwrap());
+
+    // Same seed, same bytes: a second project gives an identical table.
+    let q = project();
+    q.run_json(&args(&["-j", "1"]));
+    assert_eq!(
+        std::fs::read(q.path("reports/dgex_table3.json")).unwrap(),
+        std::fs::read(p.path("reports/dgex_table3.json")).unwrap()
+    );
+
+    // Provenance: a cell maps to the evaluate instances behind it and their upstream keys.
+    let prov: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path("reports/dgex_table3.provenance.json")).unwrap()).unwrap();
+    let cell = prov["cells"].as_array().unwrap().iter().find(|c| c["cell"] == "R1C1").unwrap();
+    let sources = cell["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2, "two replicates behind each cell");
+    assert!(sources[0]["instance"].as_str().unwrap().starts_with("eval_d["));
+    let explain = p.repro(&["explain", "reports/dgex_table3.md", "R1C1"]);
+    let text = String::from_utf8(explain.stdout).unwrap();
+    assert!(
+        text.contains("from     eval_d[epochs=2,hidden=8,model=dgex_d,rep=1]") && text.contains("<- train_d["),
+        "{text}"
+    );
+
+    // Changing `epochs` reruns training and what depends on it, nothing upstream.
+    let doc = p.run_json(&args(&["--set", "epochs=5"]));
+    let ran = with_status(&doc, "ran");
+    assert!(ran.iter().any(|n| n.starts_with("train_")), "{ran:?}");
+    let allowed = ["train_", "eval_", "table", "lr_plot", "loss_plot"];
+    assert!(ran.iter().all(|n| allowed.iter().any(|a| n.starts_with(a))), "{ran:?}");
+
+    // Changing only the caption reruns only the table.
+    let text = std::fs::read_to_string(p.path("pipelines/common/table3_report.toml")).unwrap();
+    assert!(text.contains("caption = \"Table III:"));
+    p.write("pipelines/common/table3_report.toml", &text.replace("caption = \"Table III:", "caption = \"TABLE III:"));
+    let doc = p.run_json(&args(&[]));
+    assert_eq!(with_status(&doc, "ran"), vec!["table"], "{doc}");
+}
+
+#[test]
+fn lalr_variant_switch_is_reported() {
+    let p = project();
+    let doc = p.run_json(&args(&["--set", "lalr=published_code", "--set", "hidden_sizes=[8]", "--set", "reps=[1]"]));
+    assert_eq!(doc["failed"], 0, "{doc}");
+    let md = std::fs::read_to_string(p.path("reports/dgex_table3.md")).unwrap();
+    assert!(md.contains("LALR variant `published_code`"), "{md}");
+}
+
+/// The generated LaTeX compiles inside a minimal document. CI installs pdflatex and sets
+/// REPRO_REQUIRE_LATEX=1; elsewhere a missing pdflatex skips this check with a note.
+fn compiles_with_pdflatex(p: &Proj, table: &str) {
+    let has = std::process::Command::new("pdflatex").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !has {
+        assert!(
+            std::env::var_os("REPRO_REQUIRE_LATEX").is_none(),
+            "REPRO_REQUIRE_LATEX is set but pdflatex is missing"
+        );
+        eprintln!("note: pdflatex not found; LaTeX compile check skipped");
+        return;
+    }
+    let doc = format!(
+        "\\documentclass{{article}}\n\\usepackage{{booktabs}}\n\\begin{{document}}\n{table}\\end{{document}}\n"
+    );
+    p.write("latex/t.tex", &doc);
+    let out = std::process::Command::new("pdflatex")
+        .args(["-interaction=nonstopmode", "-halt-on-error", "t.tex"])
+        .current_dir(p.path("latex"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pdflatex failed:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(p.path("latex/t.pdf").is_file());
+}
+
+/// Writes a float64 C-order .npy file (numpy format version 1.0).
+fn write_npy(path: &std::path::Path, rows: usize, cols: usize, f: impl Fn(usize, usize) -> f64) {
+    let mut h = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((h.len() as u16).to_le_bytes());
+    bytes.extend(h.as_bytes());
+    for r in 0..rows {
+        for c in 0..cols {
+            bytes.extend(f(r, c).to_le_bytes());
+        }
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn real_data_pipeline_reads_the_dgex_arrays() {
+    let p = project();
+    let missing = p.repro(&["run", "pipelines/dgex_table3_real.toml", "--set", "data_dir=nowhere"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8(missing.stderr).unwrap();
+    assert!(err.contains("stage `real_t") && err.contains("nowhere/bgedv2_X_t"), "{err}");
+    // Tiny stand-ins with the authors' file names: y depends on x so training has signal.
+    let x = |r: usize, c: usize| ((r * 7 + c * 3) % 11) as f64 / 5.0 - 1.0;
+    let y = move |r: usize, c: usize| x(r, c) * 0.5 + x(r, (c + 1) % 12) * 0.25;
+    for (split, n) in [("tr", 200), ("te", 60)] {
+        write_npy(&p.path(&format!("data/dgex/bgedv2_X_{split}_float64.npy")), n, 12, x);
+        write_npy(&p.path(&format!("data/dgex/bgedv2_Y_{split}_0-4760_float64.npy")), n, 6, y);
+    }
+    let doc = p.run_json(&[
+        "pipelines/dgex_table3_real.toml",
+        "--set",
+        "subsample_rows=80",
+        "--set",
+        "reps=[1, 2]",
+        "--set",
+        "hidden_sizes=[4]",
+        "--set",
+        "steps=2",
+        "--set",
+        "epochs=4",
+        "--set",
+        "save_at=[2, 4]",
+    ]);
+    assert_eq!(doc["failed"], 0, "{doc}");
+    let md = std::fs::read_to_string(p.path("reports/dgex_table3_real.md")).unwrap();
+    assert!(md.contains("D-GEX authors' processed GEO arrays") && md.contains("`data/dgex`"), "{md}");
+}
