@@ -115,7 +115,9 @@ pub fn key_input(
         let mut v = Vec::new();
         for b in binds {
             let o = outputs[b.instance].as_ref()?.get(&b.output)?;
-            v.push(InputKey { hash: o.hash.clone(), axes: plan.instances[b.instance].axes.clone() });
+            let axes =
+                if inst.kind.uses_input_axes() { plan.instances[b.instance].axes.clone() } else { BTreeMap::new() };
+            v.push(InputKey { hash: o.hash.clone(), axes });
         }
         inputs.insert(slot.clone(), v);
     }
@@ -126,7 +128,7 @@ pub fn key_input(
         params: inst.params.clone(),
         inputs,
         external: external.to_vec(),
-        seed: inst.seed,
+        seed: if inst.kind.uses_seed() { inst.seed } else { 0 },
     })
 }
 

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 /// Bumped when the key encoding or the store layout changes: old entries then never match.
 pub const CACHE_FORMAT: u32 = 1;
 
-/// One bound input artifact as it enters a key: its content hash and the axis values of the
-/// instance that produced it (tabulate lays tables out by them, so they matter too).
+/// One bound input artifact as it enters a key: its content hash and, for stages that read
+/// them (tabulate lays tables out by them), the axis values of the instance that produced it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputKey {
     pub hash: String,

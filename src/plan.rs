@@ -235,6 +235,17 @@ pub fn plan(mut spec: Spec) -> Result<Plan> {
                 )),
             }
         }
+        if let Some((names, l)) = &st.seed_axes {
+            for n in names {
+                if !axes.iter().any(|(a, _)| a == n) && !st.matrix.iter().any(|(a, _, _)| a == n) {
+                    problems.push(Problem::at(
+                        l,
+                        format!("`seed_axes` names `{n}`, which is not a matrix axis of `{}`", st.name),
+                        "unknown axis",
+                    ));
+                }
+            }
+        }
         for combo in cartesian(&axes) {
             let name = instance_name(&st.name, &combo);
             let mut env = spec.vars.clone();
@@ -349,7 +360,17 @@ pub fn plan(mut spec: Spec) -> Result<Plan> {
                 name,
                 stage: st.name.clone(),
                 kind,
-                seed: derive_seed(root, &axes_json),
+                seed: derive_seed(
+                    root,
+                    &match &st.seed_axes {
+                        Some((names, _)) => axes_json
+                            .iter()
+                            .filter(|(a, _)| names.contains(a))
+                            .map(|(a, v)| (a.clone(), v.clone()))
+                            .collect(),
+                        None => axes_json.clone(),
+                    },
+                ),
                 base_seed: derive_seed(root, &BTreeMap::new()),
                 axes: axes_json,
                 params,

@@ -76,6 +76,8 @@ pub struct StageSpec {
     pub matrix: Vec<(String, Val, Loc)>,
     pub report: Option<(String, Loc)>,
     pub seed: Option<(u64, Loc)>,
+    /// Axes that vary the instance seed (default: all of the matrix).
+    pub seed_axes: Option<(Vec<String>, Loc)>,
     /// Every other key: input references and params, with the key's location.
     pub entries: Vec<(String, Loc, Val)>,
 }
@@ -444,6 +446,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Spec> {
             matrix: vec![],
             report: None,
             seed: None,
+            seed_axes: None,
             entries: vec![],
         };
         for (k, kl, v) in entries {
@@ -466,6 +469,17 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Spec> {
                 "report" => match &v.v {
                     V::Str(s) => st.report = Some((s.clone(), v.loc.clone())),
                     _ => ld.problems.push(Problem::at(&v.loc, "`report` must be a file name stem", "not a string")),
+                },
+                "seed_axes" => match &v.v {
+                    V::Arr(a) if a.iter().all(|x| x.as_str().is_some()) => {
+                        st.seed_axes =
+                            Some((a.iter().map(|x| x.as_str().unwrap().to_string()).collect(), v.loc.clone()))
+                    }
+                    _ => ld.problems.push(Problem::at(
+                        &v.loc,
+                        "`seed_axes` must be a list of axis names",
+                        "not a list of strings",
+                    )),
                 },
                 "seed" => match &v.v {
                     V::Int(i) if *i >= 0 => st.seed = Some((*i as u64, v.loc.clone())),

@@ -28,14 +28,12 @@ const TINY: &[&str] = &[
 fn project() -> Proj {
     let p = Proj::new();
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
-    for rel in [
-        "dgex_table3.toml",
-        "dgex_table3_real.toml",
-        "common/geo.toml",
-        "common/dgex_models.toml",
-        "common/table3_report.toml",
-    ] {
-        p.write(&format!("pipelines/{rel}"), &std::fs::read_to_string(src.join(rel)).unwrap());
+    for entry in std::fs::read_dir(&src).unwrap().chain(std::fs::read_dir(src.join("common")).unwrap()) {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let rel = path.strip_prefix(&src).unwrap().to_str().unwrap().to_string();
+            p.write(&format!("pipelines/{rel}"), &std::fs::read_to_string(&path).unwrap());
+        }
     }
     p
 }
@@ -191,4 +189,54 @@ fn real_data_pipeline_reads_the_dgex_arrays() {
     assert_eq!(doc["failed"], 0, "{doc}");
     let md = std::fs::read_to_string(p.path("reports/dgex_table3_real.md")).unwrap();
     assert!(md.contains("D-GEX authors' processed GEO arrays") && md.contains("`data/dgex`"), "{md}");
+}
+
+/// Every pipeline validates and plans, in its default profile and (where it has one) `paper`.
+#[test]
+fn every_pipeline_plans() {
+    let p = project();
+    let mut n = 0;
+    for entry in std::fs::read_dir(p.path("pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let rel = format!("pipelines/{}", path.file_name().unwrap().to_str().unwrap());
+        let out = p.repro(&["dag", &rel]);
+        assert!(out.status.success(), "{rel}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let has_paper = text.contains("dgex_synthetic.toml") || text.contains("[profiles.paper]");
+        if has_paper {
+            let out = p.repro(&["dag", &rel, "--profile", "paper"]);
+            assert!(out.status.success(), "{rel} --profile paper: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        n += 1;
+    }
+    assert!(n >= 5, "{n} pipelines");
+}
+
+/// Running Table V after Table III reruns only what Table III did not already compute: its
+/// A-ReLU cells are Table III's D-GEX(L) runs.
+#[test]
+fn table5_reuses_table3_runs() {
+    let p = project();
+    let mut a3 = vec!["pipelines/dgex_table3.toml"];
+    a3.extend_from_slice(TINY);
+    assert_eq!(p.run_json(&a3)["failed"], 0);
+    let mut a5 = vec!["pipelines/dgex_table5.toml"];
+    a5.extend_from_slice(TINY);
+    let doc = p.run_json(&a5);
+    assert_eq!(doc["failed"], 0, "{doc}");
+    let cached = with_status(&doc, "cached");
+    let ran = with_status(&doc, "ran");
+    // Data preparation and subsamples, and the A-ReLU training runs and their evaluations at
+    // the final epoch, come from Table III's cache.
+    for s in ["geo", "qn", "dedup", "std", "split", "tsplit_train", "tsplit_test", "sub[rep=1]", "sub[rep=2]"] {
+        assert!(cached.contains(&s.to_string()), "{s} not cached: {cached:?}");
+    }
+    let arelu_train: Vec<&String> = cached.iter().filter(|n| n.starts_with("train_act_l[act=arelu")).collect();
+    let arelu_eval: Vec<&String> = cached.iter().filter(|n| n.starts_with("eval_act_l[act=arelu")).collect();
+    assert_eq!((arelu_train.len(), arelu_eval.len()), (4, 4), "{cached:?}");
+    assert!(ran.iter().all(|n| !n.contains("act=arelu")), "{ran:?}");
+    assert_eq!(ran.iter().filter(|n| n.starts_with("train_act_l")).count(), 12, "{ran:?}");
 }

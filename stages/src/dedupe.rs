@@ -56,7 +56,13 @@ pub fn keep_rows(m: &[f32], cols: usize, p: &DedupeParams, seed: u64, threads: u
     let perm = permutation(&mut rng(seed, "kmeans-init"), exact.len());
     let mut centres: Vec<f32> = perm[..k].iter().flat_map(|&i| row(exact[i]).to_vec()).collect();
     let mut assign = vec![0usize; exact.len()];
-    let data: Vec<f32> = exact.iter().flat_map(|&i| row(i).to_vec()).collect();
+    // Without exact duplicates (the usual case) the rows are used in place: no second copy
+    // of a multi-GB matrix.
+    let data: std::borrow::Cow<[f32]> = if exact.len() == n {
+        std::borrow::Cow::Borrowed(m)
+    } else {
+        std::borrow::Cow::Owned(exact.iter().flat_map(|&i| row(i).to_vec()).collect())
+    };
     let ne = exact.len();
     let mut dots = vec![0f32; ne * k];
     for _ in 0..p.iterations.max(1) {

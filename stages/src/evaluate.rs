@@ -100,6 +100,7 @@ impl TypedStage for Evaluate {
     const KIND: &'static str = "evaluate";
     const VERSION: u32 = 1;
     const DOC: &'static str = "Evaluate a model (or a saved epoch of it) on a dataset: MAE averaged over targets, RMSE and per-target MAE for regression (standardized or original scale); accuracy, Cohen's kappa, Jaccard, F1 and log-loss for classification. Output: metrics (JSON).";
+    const USES_SEED: bool = false;
     const INPUTS: &'static [InputSlot] = &[
         InputSlot::one("model", "a model artifact (train.model or train.epoch<E>)"),
         InputSlot::one("data", "the dataset to evaluate on"),

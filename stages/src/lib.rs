@@ -19,7 +19,7 @@ mod dedupe;
 mod evaluate;
 mod load;
 mod plot;
-mod quantile_normalize;
+pub mod quantile_normalize;
 mod split;
 pub mod standardize;
 mod subsample;
@@ -177,6 +177,13 @@ pub trait Stage: Send + Sync {
     fn external_files(&self, params: &Value) -> Vec<String>;
     /// Threads the stage can use (the scheduler grants at most `--jobs`).
     fn threads(&self, params: &Value) -> usize;
+    /// Whether the stage draws random numbers. A stage that does not gets seed 0 in its key,
+    /// so instances that differ only in their matrix axes share one cached result.
+    fn uses_seed(&self) -> bool;
+    /// Whether the stage reads the axis values of its inputs (tabulate, plot). Only then do
+    /// they join its key, so a stage that ignores them is shared across differently shaped
+    /// matrices.
+    fn uses_input_axes(&self) -> bool;
     fn run(&self, params: &Value, ctx: &Ctx) -> StageResult<Metrics>;
 }
 
@@ -187,6 +194,10 @@ pub trait TypedStage: Send + Sync + 'static {
     const VERSION: u32;
     const DOC: &'static str;
     const INPUTS: &'static [InputSlot];
+    /// See [`Stage::uses_seed`].
+    const USES_SEED: bool = true;
+    /// See [`Stage::uses_input_axes`].
+    const USES_INPUT_AXES: bool = false;
     fn validate(_p: &Self::Params) -> Result<(), ParamError> {
         Ok(())
     }
@@ -236,6 +247,12 @@ impl<T: TypedStage> Stage for T {
     }
     fn threads(&self, params: &Value) -> usize {
         T::threads(&typed(params))
+    }
+    fn uses_seed(&self) -> bool {
+        T::USES_SEED
+    }
+    fn uses_input_axes(&self) -> bool {
+        T::USES_INPUT_AXES
     }
     fn run(&self, params: &Value, ctx: &Ctx) -> StageResult<Metrics> {
         TypedStage::run(self, &typed(params), ctx)

@@ -285,6 +285,7 @@ impl TypedStage for Load {
     const KIND: &'static str = "load";
     const VERSION: u32 = 1;
     const DOC: &'static str = "Load a dataset: a bundled one by name (iris, digits, breast_cancer, boston, diabetes) or a CSV / Parquet / Arrow IPC / .npy file, with column roles (features, targets, label) chosen by name or index range.";
+    const USES_SEED: bool = false;
     const INPUTS: &'static [InputSlot] = &[];
 
     fn validate(p: &LoadParams) -> Result<(), ParamError> {

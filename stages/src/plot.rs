@@ -183,6 +183,8 @@ impl TypedStage for Plot {
     const KIND: &'static str = "plot";
     const VERSION: u32 = 2;
     const DOC: &'static str = "Line plot (SVG) of a per-epoch history field (lr, train_loss, eval_mae, …) over many training runs: one line per combination of the `series` axes, averaged over the rest. The LALR paper's Figures 1–4.";
+    const USES_SEED: bool = false;
+    const USES_INPUT_AXES: bool = true;
     const INPUTS: &'static [InputSlot] = &[InputSlot::many("inputs", "training histories, e.g. \"train[*].history\"")];
 
     fn outputs(_p: &PlotParams) -> Vec<String> {

@@ -99,6 +99,7 @@ impl TypedStage for QuantileNormalize {
     const KIND: &'static str = "quantile_normalize";
     const VERSION: u32 = 1;
     const DOC: &'static str = "Quantile-normalize every profile (row) over all its columns (features and targets together, as D-GEX did over its 10,463 genes): each value becomes the mean sorted profile at its rank.";
+    const USES_SEED: bool = false;
     const INPUTS: &'static [InputSlot] = &[InputSlot::one("input", "dataset to normalize")];
 
     fn threads(_p: &QnParams) -> usize {

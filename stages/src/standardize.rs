@@ -115,6 +115,7 @@ impl TypedStage for Standardize {
     const KIND: &'static str = "standardize";
     const VERSION: u32 = 1;
     const DOC: &'static str = "Standardize columns (z-score as D-GEX: (x − mean)/(std + 1e-3), or min-max), with statistics fitted on the input itself or on the `fit` dataset (e.g. a training split); writes the dataset (`out`) and the statistics (`stats`, JSON).";
+    const USES_SEED: bool = false;
     const INPUTS: &'static [InputSlot] = &[
         InputSlot::one("input", "dataset to transform"),
         InputSlot::optional("fit", "dataset to fit the statistics on (default: the input)"),

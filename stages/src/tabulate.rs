@@ -463,6 +463,8 @@ impl TypedStage for Tabulate {
     const KIND: &'static str = "tabulate";
     const VERSION: u32 = 1;
     const DOC: &'static str = "Build a table from many metrics artifacts: rows and columns from matrix axes, cells aggregated over the other axes (mean, std, mean ± std), best value bold, the paper's printed numbers beside the measured ones with the difference, and qualitative claims checked. Outputs md, tex, csv, json.";
+    const USES_SEED: bool = false;
+    const USES_INPUT_AXES: bool = true;
     const INPUTS: &'static [InputSlot] = &[InputSlot::many("inputs", "metrics artifacts, e.g. \"eval[*]\"")];
 
     fn validate(p: &TabParams) -> Result<(), ParamError> {

@@ -469,7 +469,7 @@ fn max_batch_norm(x: &[f32], p: usize, rows: usize, batch: usize) -> f64 {
 impl TypedStage for Train {
     type Params = TrainParams;
     const KIND: &'static str = "train";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const DOC: &'static str = "Train an MLP (hidden = [] for linear / logistic / softmax regression) with the papers' activations, losses, optimizers, initializers and learning-rate policies (fixed, dgex_decay, exp_decay, lipschitz with `paper` / `published_code` variants). Outputs: model, epoch<E> for each save_at epoch, history (JSON).";
     const INPUTS: &'static [InputSlot] = &[
         InputSlot::one("data", "training dataset"),

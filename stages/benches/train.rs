@@ -1,0 +1,127 @@
+//! One D-GEX epoch (`cargo bench -p repro-stages --bench train`): 943 → 1500 → 4760, tanh,
+//! MSE, SGD, batch 200, 100 random batches from 20,000 rows, f32, 2 threads — the setting the
+//! training issue measured in other frameworks on this machine (plain candle loop ≈ 16 s,
+//! PyTorch CPU 5.8 s, JAX 3.45 s, Keras+XLA 3.1 s, numpy+OpenBLAS by hand 3.1 s; goal ≤ 3.5 s).
+//! The plain candle loop is re-measured here as the baseline (`candle` filter; it is slow).
+
+use repro_stages::nn::act::Activation;
+use repro_stages::nn::loss::Loss;
+use repro_stages::nn::optim::{Convention, Optimizer};
+use repro_stages::rng::{rng, Rng};
+use repro_stages::train::{fit, Batching, TrainParams};
+use std::time::Instant;
+
+const ROWS: usize = 20_000;
+const P: usize = 943;
+const H: usize = 1500;
+const Q: usize = 4760;
+
+fn data() -> (Vec<f32>, Vec<f32>) {
+    let mut r = rng(1, "bench");
+    let x: Vec<f32> = (0..ROWS * P).map(|_| r.random::<f32>() * 2.0 - 1.0).collect();
+    let y: Vec<f32> = (0..ROWS * Q).map(|_| r.random::<f32>() * 2.0 - 1.0).collect();
+    (x, y)
+}
+
+fn ours(x: &[f32], y: &[f32], threads: usize) -> f64 {
+    let p = |epochs| TrainParams {
+        hidden: vec![H],
+        activation: Activation::Tanh,
+        loss: Loss::Mse,
+        optimizer: Optimizer::Sgd { momentum: 0.0, nesterov: false, convention: Convention::Pytorch },
+        lr: 1e-3,
+        epochs,
+        batch: 200,
+        batching: Batching::Random,
+        steps_per_epoch: 100,
+        ..Default::default()
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| {
+        let t = Instant::now();
+        fit(&p(1), x, y, Q, None, 1, threads, None).unwrap();
+        let one = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        fit(&p(3), x, y, Q, None, 1, threads, None).unwrap();
+        let three = t.elapsed().as_secs_f64();
+        (three - one) / 2.0
+    })
+}
+
+fn candle_plain(x: &[f32], y: &[f32]) -> candle_core::Result<f64> {
+    use candle_core::{DType, Device, Tensor};
+    use candle_nn::{linear, Module, Optimizer as _, VarBuilder, VarMap};
+    let dev = Device::Cpu;
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+    let l1 = linear(P, H, vb.pp("l1"))?;
+    let l2 = linear(H, Q, vb.pp("l2"))?;
+    let mut opt = candle_nn::SGD::new(vm.all_vars(), 1e-3)?;
+    let xt = Tensor::from_slice(x, (ROWS, P), &dev)?;
+    let yt = Tensor::from_slice(y, (ROWS, Q), &dev)?;
+    let mut r = rng(2, "candle");
+    let t = Instant::now();
+    for _ in 0..100 {
+        let idx: Vec<u32> = (0..200).map(|_| r.random_range(0..ROWS as u32)).collect();
+        let idx = Tensor::from_vec(idx, 200, &dev)?;
+        let xb = xt.index_select(&idx, 0)?;
+        let yb = yt.index_select(&idx, 0)?;
+        let out = l2.forward(&l1.forward(&xb)?.tanh()?)?;
+        let loss = (out - yb)?.sqr()?.mean_all()?;
+        opt.backward_step(&loss)?;
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Time of each matmul of one training step, to see where an epoch goes.
+fn shapes() {
+    use repro_stages::nn::linalg::{gemm, Op};
+    let cases: [(&str, usize, usize, usize, Op, Op); 6] = [
+        ("square (reference) ", 2048, 2048, 2048, Op::N, Op::N),
+        ("forward  x·W1      ", 200, H, P, Op::N, Op::N),
+        ("forward  h·W2      ", 200, Q, H, Op::N, Op::N),
+        ("backward hᵀ·dz (W2)", H, Q, 200, Op::T, Op::N),
+        ("backward dz·W2ᵀ    ", 200, H, Q, Op::N, Op::T),
+        ("backward xᵀ·dh (W1)", P, H, 200, Op::T, Op::N),
+    ];
+    for (name, m, n, k, ta, tb) in cases {
+        let a = vec![0.5f32; m * k];
+        let b = vec![0.25f32; k * n];
+        let mut c = vec![0f32; m * n];
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let t = pool.install(|| {
+            gemm(&mut c, &a, ta, &b, tb, m, n, k, false, 2);
+            let t = Instant::now();
+            for _ in 0..20 {
+                gemm(&mut c, &a, ta, &b, tb, m, n, k, false, 2);
+            }
+            t.elapsed().as_secs_f64() / 20.0
+        });
+        println!(
+            "  {name} {m:>5}×{n:<5} k={k:<5} {:6.2} ms  {:4.0} GFLOP/s",
+            t * 1e3,
+            2.0 * (m * n * k) as f64 / t / 1e9
+        );
+    }
+}
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    if filter.as_deref() == Some("shapes") {
+        shapes();
+        return;
+    }
+    let (x, y) = data();
+    let gflop = 6.0 * 200.0 * (P * H + H * Q) as f64 * 100.0 / 1e9;
+    for threads in [2, 1] {
+        let s = ours(&x, &y, threads);
+        println!(
+            "repro train, one D-GEX epoch ({threads} thread(s)): {s:6.2} s  ({:.0} GFLOP/s; goal ≤ 3.5 s at 2 threads)",
+            gflop / s
+        );
+    }
+    if filter.as_deref() == Some("candle") {
+        let s = candle_plain(&x, &y).unwrap();
+        println!("plain candle loop (linear + optim::SGD), one epoch: {s:6.2} s  ({:.0} GFLOP/s)", gflop / s);
+    }
+}
