@@ -2,6 +2,7 @@
 //! subsample size × D-GEX gene count: 20,000 × 10,463 f32 (837 MB).
 //! - quantile_normalize over all 10,463 columns of every row;
 //! - the dataset artifact's write and read (safetensors, see src/dataset.rs).
+//!
 //! The full-size GEO run (111,009 × 10,463) is measured with `repro run` and /usr/bin/time:
 //! see the README's "Measured" section.
 
