@@ -74,6 +74,8 @@ stage_params! {
         row_format: String = String::new(),
         /// Numbers the paper printed: [{ epochs = 100, model = "dgex_d", hidden = 500, value = 0.421837 }, …].
         paper: Vec<BTreeMap<String, Value>> = vec![],
+        /// Decimal digits of the paper's numbers as printed (the LALR paper prints 6).
+        paper_digits: usize = 6,
         /// A note on the paper's numbers (e.g. its reported σ range).
         paper_note: String = String::new(),
         /// Qualitative claims to check: [{ text = "…", lower = { … }, higher = { … } }].
@@ -332,8 +334,10 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
             .collect();
         md.push_str(&format!("| {rhd} | {} |\n", cells.join(" | ")));
         if any_paper {
-            let paper: Vec<String> =
-                t.cells[r].iter().map(|c| c.paper.map(|v| format!("{v}")).unwrap_or_else(|| "–".into())).collect();
+            let paper: Vec<String> = t.cells[r]
+                .iter()
+                .map(|c| c.paper.map(|v| format!("{v:.pd$}", pd = p.paper_digits)).unwrap_or_else(|| "–".into()))
+                .collect();
             let delta: Vec<String> = t.cells[r]
                 .iter()
                 .map(|c| match (c.mean, c.paper) {
@@ -402,8 +406,10 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
             .collect();
         tex.push_str(&format!("{} & {} \\\\\n", latex_escape(rhd), cells.join(" & ")));
         if any_paper {
-            let paper: Vec<String> =
-                t.cells[r].iter().map(|c| c.paper.map(|v| format!("{v}")).unwrap_or_else(|| "--".into())).collect();
+            let paper: Vec<String> = t.cells[r]
+                .iter()
+                .map(|c| c.paper.map(|v| format!("{v:.pd$}", pd = p.paper_digits)).unwrap_or_else(|| "--".into()))
+                .collect();
             tex.push_str(&format!("\\quad paper & {} \\\\\n", paper.join(" & ")));
         }
     }
@@ -461,7 +467,7 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
 impl TypedStage for Tabulate {
     type Params = TabParams;
     const KIND: &'static str = "tabulate";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const DOC: &'static str = "Build a table from many metrics artifacts: rows and columns from matrix axes, cells aggregated over the other axes (mean, std, mean ± std), best value bold, the paper's printed numbers beside the measured ones with the difference, and qualitative claims checked. Outputs md, tex, csv, json.";
     const USES_SEED: bool = false;
     const USES_INPUT_AXES: bool = true;
@@ -538,6 +544,7 @@ mod tests {
             columns: vec!["model".into()],
             caption: "Test & table".into(),
             row_header: "Epochs".into(),
+            paper_digits: 4,
             labels: BTreeMap::from([(
                 "model".to_string(),
                 BTreeMap::from([("d".to_string(), "D-GEX(D)".to_string()), ("l".to_string(), "D-GEX(L)".to_string())]),
