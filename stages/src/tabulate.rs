@@ -24,6 +24,8 @@ pub enum Aggregate {
     Mean,
     Std,
     MeanStd,
+    /// How many runs have the metric below `threshold`, shown as "k/n" (e.g. failed runs).
+    CountBelow,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,8 +56,10 @@ stage_params! {
         rows: Vec<String> = vec![],
         /// Axes whose values form the columns.
         columns: Vec<String> = vec![],
-        /// Over the remaining axes: "mean", "std" or "mean_std".
+        /// Over the remaining axes: "mean", "std", "mean_std" or "count_below" (runs under `threshold`, as k/n).
         aggregate: Aggregate = Aggregate::MeanStd,
+        /// Threshold of the "count_below" aggregate.
+        threshold: f64 = 1.0,
         /// Decimal digits shown.
         digits: usize = 4,
         /// Bold the "min" or "max" measured value of each row (or column, see best_per), or "none".
@@ -127,10 +131,22 @@ fn cmp_vals(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
     pub n: usize,
+    /// Runs with the metric below the threshold (count_below only).
+    pub below: Option<usize>,
     pub mean: Option<f64>,
     pub std: Option<f64>,
     pub paper: Option<f64>,
     pub inputs: Vec<usize>,
+}
+
+impl Cell {
+    /// The number compared with the paper's: the count for count_below, else the mean.
+    pub fn value(&self) -> Option<f64> {
+        match self.below {
+            Some(k) => Some(k as f64),
+            None => self.mean,
+        }
+    }
 }
 
 pub struct Table {
@@ -203,7 +219,9 @@ pub fn build(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) ->
                 ks.len() == cell_axes.len() && matches(&cell_axes, pv)
             });
             let paper = paper.and_then(|pv| pv.get("value")).and_then(Value::as_f64);
-            row.push(Cell { n, mean, std, paper, inputs: idx });
+            let below =
+                (p.aggregate == Aggregate::CountBelow).then(|| vals.iter().filter(|v| **v < p.threshold).count());
+            row.push(Cell { n, below, mean, std, paper, inputs: idx });
         }
         cells.push(row);
     }
@@ -212,19 +230,26 @@ pub fn build(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) ->
 
 fn fmt_cell(p: &TabParams, c: &Cell, pm: &str) -> String {
     let d = p.digits;
+    if p.aggregate == Aggregate::CountBelow {
+        return match c.below {
+            Some(k) => format!("{k}/{}", c.n),
+            None => "–".into(),
+        };
+    }
     match (p.aggregate, c.mean, c.std) {
         (_, None, _) => "–".into(),
         (Aggregate::Mean, Some(m), _) => format!("{m:.d$}"),
         (Aggregate::Std, _, s) => s.map(|s| format!("{s:.d$}")).unwrap_or_else(|| "–".into()),
         (Aggregate::MeanStd, Some(m), Some(s)) => format!("{m:.d$}{pm}{s:.d$}"),
         (Aggregate::MeanStd, Some(m), None) => format!("{m:.d$}"),
+        (Aggregate::CountBelow, ..) => unreachable!(),
     }
 }
 
 fn best_mask(p: &TabParams, t: &Table) -> Vec<Vec<bool>> {
     let (nr, nc) = (t.row_keys.len(), t.col_keys.len());
     let mut mask = vec![vec![false; nc]; nr];
-    if p.best == Best::None || p.aggregate == Aggregate::Std {
+    if p.best == Best::None || matches!(p.aggregate, Aggregate::Std | Aggregate::CountBelow) {
         return mask;
     }
     let better = |a: f64, b: f64| if p.best == Best::Min { a < b } else { a > b };
@@ -340,8 +365,8 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
                 .collect();
             let delta: Vec<String> = t.cells[r]
                 .iter()
-                .map(|c| match (c.mean, c.paper) {
-                    (Some(m), Some(pv)) => format!("{:+.d$}", m - pv),
+                .map(|c| match (c.value(), c.paper) {
+                    (Some(m), Some(pv)) => format!("{:+.dd$}", m - pv, dd = if c.below.is_some() { 0 } else { d }),
                     _ => "–".into(),
                 })
                 .collect();
@@ -350,15 +375,20 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
         }
     }
     md.push('\n');
+    let n_per: Vec<usize> = t.cells.iter().flatten().map(|c| c.n).collect();
+    let (nmin, nmax) = (n_per.iter().min().copied().unwrap_or(0), n_per.iter().max().copied().unwrap_or(0));
+    let n_text = if nmin == nmax { format!("{nmin}") } else { format!("{nmin}–{nmax}") };
     let agg = match p.aggregate {
         Aggregate::Mean => "mean",
         Aggregate::Std => "standard deviation",
         Aggregate::MeanStd => "mean ± sample standard deviation",
+        Aggregate::CountBelow => "",
     };
-    let n_per: Vec<usize> = t.cells.iter().flatten().map(|c| c.n).collect();
-    let (nmin, nmax) = (n_per.iter().min().copied().unwrap_or(0), n_per.iter().max().copied().unwrap_or(0));
-    let n_text = if nmin == nmax { format!("{nmin}") } else { format!("{nmin}–{nmax}") };
-    md.push_str(&format!("Cells: `{}`, {agg} over {n_text} runs per cell.", p.metric));
+    if p.aggregate == Aggregate::CountBelow {
+        md.push_str(&format!("Cells: runs with `{}` below {}, out of {n_text} runs per cell.", p.metric, p.threshold));
+    } else {
+        md.push_str(&format!("Cells: `{}`, {agg} over {n_text} runs per cell.", p.metric));
+    }
     if !p.paper_note.is_empty() {
         md.push_str(&format!(" Paper: {}.", p.paper_note));
     }
@@ -422,7 +452,7 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
     for (r, rhd) in row_heads.iter().enumerate() {
         for (c, ch) in col_heads.iter().enumerate() {
             let cell = &t.cells[r][c];
-            let delta = match (cell.mean, cell.paper) {
+            let delta = match (cell.value(), cell.paper) {
                 (Some(m), Some(pv)) => Some(m - pv),
                 _ => None,
             };
@@ -467,7 +497,7 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
 impl TypedStage for Tabulate {
     type Params = TabParams;
     const KIND: &'static str = "tabulate";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 4;
     const DOC: &'static str = "Build a table from many metrics artifacts: rows and columns from matrix axes, cells aggregated over the other axes (mean, std, mean ± std), best value bold, the paper's printed numbers beside the measured ones with the difference, and qualitative claims checked. Outputs md, tex, csv, json.";
     const USES_SEED: bool = false;
     const USES_INPUT_AXES: bool = true;
@@ -573,6 +603,14 @@ mod tests {
         assert!((c.std.unwrap() - 0.001 * 2f64.sqrt()).abs() < 1e-12);
         assert_eq!(c.paper, Some(0.3921));
         assert_eq!(c.inputs, vec![0, 1]);
+    }
+
+    #[test]
+    fn count_below_counts_runs_under_the_threshold() {
+        let p = TabParams { aggregate: Aggregate::CountBelow, threshold: 0.385, ..params() };
+        let r = render(&p, &items()).unwrap();
+        // epochs 100, model d: 0.391 and 0.389, none below 0.385; model l: 0.371, 0.369, both.
+        assert!(r.md.contains("| 100 | 0/2 | 2/2 |"), "{}", r.md);
     }
 
     #[test]
