@@ -98,7 +98,7 @@ pub fn classification(
 impl TypedStage for Evaluate {
     type Params = EvalParams;
     const KIND: &'static str = "evaluate";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const DOC: &'static str = "Evaluate a model (or a saved epoch of it) on a dataset: MAE averaged over targets, RMSE and per-target MAE for regression (standardized or original scale); accuracy, Cohen's kappa, Jaccard, F1 and log-loss for classification. Output: metrics (JSON).";
     const USES_SEED: bool = false;
     const INPUTS: &'static [InputSlot] = &[
@@ -129,6 +129,17 @@ impl TypedStage for Evaluate {
         let mut pred = model.predict(&d.x, ctx.threads);
         let mut m = Metrics::new();
         m.insert("rows".into(), d.rows().into());
+        // The fitted parameters of a linear model with few weights (e.g. the lecture's θ).
+        if model.layers.len() == 1 && model.layers[0].w.len() <= 16 {
+            let l = &model.layers[0];
+            for (j, b) in l.b.iter().enumerate() {
+                let sfx = if l.fan_out == 1 { String::new() } else { format!("_{j}") };
+                m.insert(format!("bias{sfx}"), f64::from(*b).into());
+                for (i, f) in d.features.iter().enumerate() {
+                    m.insert(format!("weight_{f}{sfx}"), f64::from(l.w[i * l.fan_out + j]).into());
+                }
+            }
+        }
         if loss.is_classification() {
             let (probs, k): (Vec<f64>, usize) = match loss {
                 Loss::SoftmaxCe => {

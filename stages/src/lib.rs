@@ -24,6 +24,7 @@ mod split;
 pub mod standardize;
 mod subsample;
 mod synthetic_geo;
+mod synthetic_linear;
 mod tabulate;
 mod target_split;
 pub mod train;
@@ -264,6 +265,7 @@ pub fn registry() -> &'static [&'static dyn Stage] {
     static REGISTRY: &[&dyn Stage] = &[
         &load::Load,
         &synthetic_geo::SyntheticGeo,
+        &synthetic_linear::SyntheticLinear,
         &quantile_normalize::QuantileNormalize,
         &dedupe::Dedupe,
         &standardize::Standardize,

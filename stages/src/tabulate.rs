@@ -52,6 +52,9 @@ stage_params! {
     pub struct TabParams {
         /// Metric key in each input's JSON, e.g. "mae", "accuracy".
         metric: String = "mae".into(),
+        /// Several metrics at once: each input contributes one value per metric under a
+        /// pseudo-axis `metric` (use it in `rows` or `columns`); overrides `metric`.
+        metrics: Vec<String> = vec![],
         /// Axes whose values form the rows.
         rows: Vec<String> = vec![],
         /// Axes whose values form the columns.
@@ -387,7 +390,10 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
     if p.aggregate == Aggregate::CountBelow {
         md.push_str(&format!("Cells: runs with `{}` below {}, out of {n_text} runs per cell.", p.metric, p.threshold));
     } else {
-        md.push_str(&format!("Cells: `{}`, {agg} over {n_text} runs per cell.", p.metric));
+        let what =
+            if p.metrics.is_empty() { format!("`{}`", p.metric) } else { format!("`{}`", p.metrics.join("`, `")) };
+        let runs = if nmax == 1 { "run" } else { "runs" };
+        md.push_str(&format!("Cells: {what}, {agg} over {n_text} {runs} per cell."));
     }
     if !p.paper_note.is_empty() {
         md.push_str(&format!(" Paper: {}.", p.paper_note));
@@ -497,7 +503,7 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
 impl TypedStage for Tabulate {
     type Params = TabParams;
     const KIND: &'static str = "tabulate";
-    const VERSION: u32 = 4;
+    const VERSION: u32 = 6;
     const DOC: &'static str = "Build a table from many metrics artifacts: rows and columns from matrix axes, cells aggregated over the other axes (mean, std, mean ± std), best value bold, the paper's printed numbers beside the measured ones with the difference, and qualitative claims checked. Outputs md, tex, csv, json.";
     const USES_SEED: bool = false;
     const USES_INPUT_AXES: bool = true;
@@ -524,16 +530,24 @@ impl TypedStage for Tabulate {
 
     fn run(&self, p: &TabParams, ctx: &Ctx) -> StageResult<Metrics> {
         let mut items = Vec::new();
+        let names: Vec<&String> = if p.metrics.is_empty() { vec![&p.metric] } else { p.metrics.iter().collect() };
         for a in ctx.inputs.get("inputs").into_iter().flatten() {
             let m: Value = read_json(&a.path)?;
-            let v = m.get(&p.metric).and_then(Value::as_f64);
-            if v.is_none() && m.get(&p.metric).is_none() {
-                return Err(StageError::param(
-                    "metric",
-                    format!("input from `{}` has no metric `{}`", a.producer, p.metric),
-                ));
+            for name in &names {
+                let v = m.get(name.as_str()).and_then(Value::as_f64);
+                if v.is_none() && m.get(name.as_str()).is_none() {
+                    let param = if p.metrics.is_empty() { "metric" } else { "metrics" };
+                    return Err(StageError::param(
+                        param,
+                        format!("input from `{}` has no metric `{name}`", a.producer),
+                    ));
+                }
+                let mut axes = a.axes.clone();
+                if !p.metrics.is_empty() {
+                    axes.insert("metric".into(), Value::String((*name).clone()));
+                }
+                items.push((axes, v));
             }
-            items.push((a.axes.clone(), v));
         }
         let r = render(p, &items)?;
         std::fs::write(ctx.output("md"), &r.md)?;

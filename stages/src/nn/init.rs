@@ -24,6 +24,11 @@ pub enum Init {
         #[serde(default)]
         std: f64,
     },
+    /// Every weight `weight`, every bias `bias` (the lecture's θ0 = (10, 5)).
+    Constant {
+        weight: f64,
+        bias: f64,
+    },
 }
 
 impl Init {
@@ -47,6 +52,10 @@ impl Init {
                 w.iter_mut().for_each(|v| *v = uni(rng, a));
             }
             Init::Uniform { a } => w.iter_mut().for_each(|v| *v = uni(rng, a)),
+            Init::Constant { weight, bias } => {
+                w.fill(weight as f32);
+                b.fill(bias as f32);
+            }
             Init::GlorotNormal | Init::HeNormal | Init::LecunNormal | Init::Normal { .. } => {
                 let std = match *self {
                     Init::GlorotNormal => (2.0 / (fi + fo)).sqrt(),
