@@ -59,6 +59,12 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
+impl Outcome {
+    fn new(inst: &Instance, key: Option<String>, status: Status, seconds: f64, error: Option<String>) -> Self {
+        Outcome { name: inst.name.clone(), kind: inst.kind.kind().into(), key, status, seconds, error }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub pipeline: String,
@@ -321,6 +327,15 @@ pub fn run(
     let mut broken = vec![false; n]; // failed or skipped
     let mut ready: VecDeque<usize> = plan.order.iter().copied().filter(|&i| selected[i] && deps_left[i] == 0).collect();
     let mut to_run: VecDeque<(usize, KeyInput, String)> = VecDeque::new();
+    // An instance is settled (cached, ran, failed or skipped): its dependents lose one wait.
+    let release = |i: usize, deps_left: &mut Vec<usize>, ready: &mut VecDeque<usize>| {
+        for &d in &dependents[i] {
+            deps_left[d] -= 1;
+            if deps_left[d] == 0 && selected[d] {
+                ready.push_back(d);
+            }
+        }
+    };
     let multi = MultiProgress::with_draw_target(if opts.bars {
         ProgressDrawTarget::stderr()
     } else {
@@ -355,20 +370,8 @@ pub fn run(
                 let upstream_broken = inst.inputs.values().flatten().any(|b| broken[b.instance]);
                 if upstream_broken || stop || CANCEL.load(Ordering::Relaxed) {
                     broken[i] = true;
-                    outcomes[i] = Some(Outcome {
-                        name: inst.name.clone(),
-                        kind: inst.kind.kind().into(),
-                        key: None,
-                        status: Status::Skipped,
-                        seconds: 0.0,
-                        error: None,
-                    });
-                    for &d in &dependents[i] {
-                        deps_left[d] -= 1;
-                        if deps_left[d] == 0 && selected[d] {
-                            ready.push_back(d);
-                        }
-                    }
+                    outcomes[i] = Some(Outcome::new(inst, None, Status::Skipped, 0.0, None));
+                    release(i, &mut deps_left, &mut ready);
                     continue;
                 }
                 let ext = match external_hashes(store, root, inst) {
@@ -377,23 +380,11 @@ pub fn run(
                         log(format!("FAILED  {}: {e}", inst.name));
                         broken[i] = true;
                         n_failed += 1;
-                        outcomes[i] = Some(Outcome {
-                            name: inst.name.clone(),
-                            kind: inst.kind.kind().into(),
-                            key: None,
-                            status: Status::Failed,
-                            seconds: 0.0,
-                            error: Some(e),
-                        });
+                        outcomes[i] = Some(Outcome::new(inst, None, Status::Failed, 0.0, Some(e)));
                         if !opts.keep_going {
                             stop = true;
                         }
-                        for &d in &dependents[i] {
-                            deps_left[d] -= 1;
-                            if deps_left[d] == 0 && selected[d] {
-                                ready.push_back(d);
-                            }
-                        }
+                        release(i, &mut deps_left, &mut ready);
                         continue;
                     }
                 };
@@ -406,41 +397,17 @@ pub fn run(
                         n_cached += 1;
                         overall.inc(1);
                         outputs[i] = Some(rec.outputs.clone());
-                        outcomes[i] = Some(Outcome {
-                            name: inst.name.clone(),
-                            kind: inst.kind.kind().into(),
-                            key: Some(key),
-                            status: Status::Cached,
-                            seconds: 0.0,
-                            error: None,
-                        });
+                        outcomes[i] = Some(Outcome::new(inst, Some(key), Status::Cached, 0.0, None));
                         records[i] = Some(rec);
-                        for &d in &dependents[i] {
-                            deps_left[d] -= 1;
-                            if deps_left[d] == 0 && selected[d] {
-                                ready.push_back(d);
-                            }
-                        }
+                        release(i, &mut deps_left, &mut ready);
                         continue;
                     }
                 }
                 if opts.dry_run {
-                    outcomes[i] = Some(Outcome {
-                        name: inst.name.clone(),
-                        kind: inst.kind.kind().into(),
-                        key: Some(key),
-                        status: Status::WouldRun,
-                        seconds: 0.0,
-                        error: None,
-                    });
+                    outcomes[i] = Some(Outcome::new(inst, Some(key), Status::WouldRun, 0.0, None));
                     // Downstream keys are unknown until this runs: they would run too.
                     broken[i] = true;
-                    for &d in &dependents[i] {
-                        deps_left[d] -= 1;
-                        if deps_left[d] == 0 && selected[d] {
-                            ready.push_back(d);
-                        }
-                    }
+                    release(i, &mut deps_left, &mut ready);
                     continue;
                 }
                 to_run.push_back((i, ki, key));
@@ -509,39 +476,26 @@ pub fn run(
                         log(format!("ran     {} ({:.2}s)", inst.name, rec.seconds));
                     }
                     outputs[i] = Some(rec.outputs.clone());
-                    outcomes[i] = Some(Outcome {
-                        name: inst.name.clone(),
-                        kind: inst.kind.kind().into(),
-                        key: Some(rec.key.clone()),
-                        status: if cached { Status::Cached } else { Status::Ran },
-                        seconds: if cached { 0.0 } else { secs },
-                        error: None,
-                    });
+                    outcomes[i] = Some(Outcome::new(
+                        inst,
+                        Some(rec.key.clone()),
+                        if cached { Status::Cached } else { Status::Ran },
+                        if cached { 0.0 } else { secs },
+                        None,
+                    ));
                     records[i] = Some(rec);
                 }
                 Err(e) => {
                     n_failed += 1;
                     broken[i] = true;
                     log(format!("FAILED  {} ({}): {e}", inst.name, inst.kind.kind()));
-                    outcomes[i] = Some(Outcome {
-                        name: inst.name.clone(),
-                        kind: inst.kind.kind().into(),
-                        key: None,
-                        status: Status::Failed,
-                        seconds: secs,
-                        error: Some(e),
-                    });
+                    outcomes[i] = Some(Outcome::new(inst, None, Status::Failed, secs, Some(e)));
                     if !opts.keep_going {
                         stop = true;
                     }
                 }
             }
-            for &d in &dependents[i] {
-                deps_left[d] -= 1;
-                if deps_left[d] == 0 && selected[d] {
-                    ready.push_back(d);
-                }
-            }
+            release(i, &mut deps_left, &mut ready);
         }
         Ok(())
     })?;
