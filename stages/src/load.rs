@@ -4,7 +4,8 @@
 //!   samples × genes) as the D-GEX authors distribute their processed GEO arrays
 //!   (`bgedv2_X_tr_float64.npy` with `y_path = "bgedv2_Y_tr_0-4760_float64.npy"`).
 //! - Bundled datasets by name, shipped inside the binary (smartcore's `datasets` feature), so
-//!   nothing is downloaded: `iris`, `digits`, `breast_cancer`, `boston`, `diabetes`.
+//!   nothing is downloaded: `iris`, `digits`, `breast_cancer`, `boston`, `diabetes`;
+//!   `wine_quality_red` through linfa-datasets.
 //!
 //! Column roles come from selectors: a column name, or an index range `"i..j"` (end
 //! exclusive). The file's content, not its path, joins the cache key (the engine hashes every
@@ -19,7 +20,7 @@ use std::path::Path;
 stage_params! {
     /// Params of `load`.
     pub struct LoadParams {
-        /// Bundled dataset: iris, digits, breast_cancer, boston or diabetes. Exclusive with `path`.
+        /// Bundled dataset: iris, digits, breast_cancer, boston, diabetes or wine_quality_red. Exclusive with `path`.
         dataset: Option<String> = None,
         /// File to read (relative to the project root): .csv, .parquet, .arrow/.ipc/.feather or .npy.
         path: Option<String> = None,
@@ -48,6 +49,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("breast_cancer", "Wisconsin diagnostic breast cancer (569 × 30, 2 classes); UCI, via smartcore"),
     ("boston", "Boston housing (506 × 13, regression target MEDV); via smartcore"),
     ("diabetes", "Diabetes progression (442 × 10, regression); Efron et al. 2004, via smartcore"),
+    ("wine_quality_red", "Red wine quality (1,599 × 11, regression target `quality`); Cortez et al. 2009, UCI, via linfa-datasets (MIT/Apache-2.0)"),
 ];
 
 fn classification<Y: Copy + Into<f64>>(d: smartcore::dataset::Dataset<f32, Y>, classes: Vec<String>) -> Dataset {
@@ -86,6 +88,19 @@ pub fn bundled(name: &str) -> Option<Dataset> {
         "breast_cancer" => classification(sd::breast_cancer::load_dataset(), vec!["malignant".into(), "benign".into()]),
         "boston" => regression(sd::boston::load_dataset(), "MEDV"),
         "diabetes" => regression(sd::diabetes::load_dataset(), "progression"),
+        "wine_quality_red" => {
+            let ds = linfa_datasets::winequality();
+            let n = ds.records.nrows();
+            Dataset {
+                features: ds.feature_names().to_vec(),
+                x: ds.records.iter().map(|v| *v as f32).collect(),
+                targets: vec!["quality".into()],
+                y: ds.targets.iter().map(|v| *v as f32).collect(),
+                classes: vec![],
+                labels: None,
+                ids: (0..n as i64).collect(),
+            }
+        }
         _ => return None,
     };
     if d.features.len() != d.x.len() / d.rows().max(1) {
@@ -284,7 +299,7 @@ impl TypedStage for Load {
     type Params = LoadParams;
     const KIND: &'static str = "load";
     const VERSION: u32 = 1;
-    const DOC: &'static str = "Load a dataset: a bundled one by name (iris, digits, breast_cancer, boston, diabetes) or a CSV / Parquet / Arrow IPC / .npy file, with column roles (features, targets, label) chosen by name or index range.";
+    const DOC: &'static str = "Load a dataset: a bundled one by name (iris, digits, breast_cancer, boston, diabetes, wine_quality_red) or a CSV / Parquet / Arrow IPC / .npy file, with column roles (features, targets, label) chosen by name or index range.";
     const USES_SEED: bool = false;
     const INPUTS: &'static [InputSlot] = &[];
 
@@ -373,6 +388,7 @@ mod tests {
             ("breast_cancer", 569, 30),
             ("boston", 506, 13),
             ("diabetes", 442, 10),
+            ("wine_quality_red", 1599, 11),
         ];
         for (name, n, p) in shapes {
             let d = bundled(name).unwrap();
