@@ -75,6 +75,8 @@ stage_params! {
         row_header: String = String::new(),
         /// Display names of axis values: { model = { dgex_d = "D-GEX(D)" } }.
         labels: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new(),
+        /// Display order of axis values, e.g. { act = ["sigmoid", "tanh", "relu", "arelu"] }; unlisted values follow, sorted.
+        order: BTreeMap<String, Vec<Value>> = BTreeMap::new(),
         /// Column heading template over axis names, e.g. "{model} ({hidden})"; default: labels joined by spaces.
         column_format: String = String::new(),
         /// Row heading template, e.g. "{epochs}".
@@ -192,8 +194,15 @@ pub fn build(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) ->
             col_keys.push(c);
         }
     }
-    row_keys.sort_by(|a, b| cmp_vals(a, b));
-    col_keys.sort_by(|a, b| cmp_vals(a, b));
+    let ranked = |names: &[String], k: &[Value]| -> Vec<usize> {
+        names
+            .iter()
+            .zip(k)
+            .map(|(n, v)| p.order.get(n).and_then(|l| l.iter().position(|x| show(x) == show(v))).unwrap_or(usize::MAX))
+            .collect()
+    };
+    row_keys.sort_by(|a, b| ranked(&p.rows, a).cmp(&ranked(&p.rows, b)).then_with(|| cmp_vals(a, b)));
+    col_keys.sort_by(|a, b| ranked(&p.columns, a).cmp(&ranked(&p.columns, b)).then_with(|| cmp_vals(a, b)));
     let mut cells = Vec::new();
     for r in &row_keys {
         let mut row = Vec::new();
@@ -503,7 +512,7 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
 impl TypedStage for Tabulate {
     type Params = TabParams;
     const KIND: &'static str = "tabulate";
-    const VERSION: u32 = 6;
+    const VERSION: u32 = 7;
     const DOC: &'static str = "Build a table from many metrics artifacts: rows and columns from matrix axes, cells aggregated over the other axes (mean, std, mean ± std), best value bold, the paper's printed numbers beside the measured ones with the difference, and qualitative claims checked. Outputs md, tex, csv, json.";
     const USES_SEED: bool = false;
     const USES_INPUT_AXES: bool = true;
@@ -625,6 +634,13 @@ mod tests {
         let r = render(&p, &items()).unwrap();
         // epochs 100, model d: 0.391 and 0.389, none below 0.385; model l: 0.371, 0.369, both.
         assert!(r.md.contains("| 100 | 0/2 | 2/2 |"), "{}", r.md);
+    }
+
+    #[test]
+    fn explicit_order_comes_first() {
+        let p = TabParams { order: BTreeMap::from([("model".to_string(), vec![json!("l"), json!("d")])]), ..params() };
+        let r = render(&p, &items()).unwrap();
+        assert!(r.md.contains("| Epochs | D-GEX(L) | D-GEX(D) |"), "{}", r.md);
     }
 
     #[test]
