@@ -86,18 +86,7 @@ pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) 
             s.1 += 1;
         }
     }
-    order.sort_by(|a, b| {
-        for (x, y) in a.0.iter().zip(&b.0) {
-            let o = match (x.as_f64(), y.as_f64()) {
-                (Some(p), Some(q)) => p.total_cmp(&q),
-                _ => show(x).cmp(&show(y)),
-            };
-            if o != std::cmp::Ordering::Equal {
-                return o;
-            }
-        }
-        std::cmp::Ordering::Equal
-    });
+    order.sort_by(|a, b| crate::tabulate::cmp_vals(&a.0, &b.0));
     Ok(order
         .into_iter()
         .map(|(_, name)| {

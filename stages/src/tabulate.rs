@@ -120,7 +120,7 @@ fn heading(p: &TabParams, template: &str, axes: &[String], vals: &[Value]) -> St
 }
 
 /// Numeric-aware ordering of axis values (500 before 1500).
-fn cmp_vals(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
+pub(crate) fn cmp_vals(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
     for (x, y) in a.iter().zip(b) {
         let o = match (x.as_f64(), y.as_f64()) {
             (Some(p), Some(q)) => p.total_cmp(&q),
