@@ -17,6 +17,7 @@ pub mod rng;
 mod command;
 mod dedupe;
 mod evaluate;
+pub mod gd;
 mod load;
 mod plot;
 pub mod quantile_normalize;
@@ -273,6 +274,7 @@ pub fn registry() -> &'static [&'static dyn Stage] {
         &target_split::TargetSplit,
         &subsample::Subsample,
         &train::Train,
+        &gd::Gd,
         &evaluate::Evaluate,
         &tabulate::Tabulate,
         &plot::Plot,

@@ -38,6 +38,14 @@ stage_params! {
         has_header: bool = true,
         /// CSV field separator (one character).
         separator: String = ",".into(),
+        /// Keep only the rows of these classes (names as in the dataset's class list), relabelled
+        /// 0, 1, … in the order given: `["setosa", "versicolor"]` is Iris classes 0/1.
+        keep_classes: Vec<String> = vec![],
+        /// Keep only the first n rows (after `keep_classes`), e.g. Covertype's first 100,000.
+        head: Option<usize> = None,
+        /// With `path = ""` (an unset var naming a file the user may supply), write an empty
+        /// dataset instead of failing; downstream stages report "data not bundled".
+        optional: bool = false,
     }
 }
 
@@ -280,6 +288,30 @@ pub fn read_npy(path: &Path, param: &str) -> StageResult<(usize, usize, Vec<f32>
     Ok((r, c, values))
 }
 
+/// The rows of the listed classes, relabelled 0, 1, … in the order listed.
+fn keep_classes(d: Dataset, keep: &[String]) -> StageResult<Dataset> {
+    if keep.is_empty() || d.rows() == 0 {
+        return Ok(d);
+    }
+    let labels =
+        d.labels.as_ref().ok_or_else(|| StageError::param("keep_classes", "the dataset has no class labels"))?;
+    let mut map = Vec::new();
+    for k in keep {
+        let Some(i) = d.classes.iter().position(|c| c == k) else {
+            return Err(StageError::param(
+                "keep_classes",
+                format!("no class `{k}`; the classes are {}", d.classes.join(", ")),
+            ));
+        };
+        map.push(i as i64);
+    }
+    let idx: Vec<usize> = (0..d.rows()).filter(|&r| map.contains(&labels[r])).collect();
+    let mut out = d.select_rows(&idx);
+    out.labels = Some(idx.iter().map(|&r| map.iter().position(|c| *c == labels[r]).unwrap() as i64).collect());
+    out.classes = keep.to_vec();
+    Ok(out)
+}
+
 fn format_of(p: &LoadParams, path: &str) -> String {
     if p.format != "auto" {
         return p.format.clone();
@@ -322,6 +354,9 @@ impl TypedStage for Load {
                 format!("unknown format `{}`; expected auto, csv, parquet, ipc or npy", p.format),
             ));
         }
+        if p.path.as_deref() == Some("") && !p.optional {
+            return Err(ParamError::new("path", "is empty; set it, or mark the stage `optional = true`"));
+        }
         if p.separator.len() != 1 {
             return Err(ParamError::new("separator", "must be one ASCII character"));
         }
@@ -329,11 +364,13 @@ impl TypedStage for Load {
     }
 
     fn external_files(p: &LoadParams) -> Vec<String> {
-        p.path.iter().chain(p.y_path.iter()).cloned().collect()
+        p.path.iter().chain(p.y_path.iter()).filter(|s| !s.is_empty()).cloned().collect()
     }
 
     fn run(&self, p: &LoadParams, ctx: &Ctx) -> StageResult<Metrics> {
-        let d = if let Some(name) = &p.dataset {
+        let d = if p.optional && p.path.as_deref() == Some("") {
+            Dataset::default()
+        } else if let Some(name) = &p.dataset {
             bundled(name).ok_or_else(|| StageError::param("dataset", format!("no bundled dataset `{name}`")))?
         } else {
             let path_s = p.path.as_deref().unwrap_or_default();
@@ -366,6 +403,10 @@ impl TypedStage for Load {
                 from_frame(&read_frame(&path, &format_of(p, path_s), p)?, p)?
             }
         };
+        let mut d = keep_classes(d, &p.keep_classes)?;
+        if let Some(n) = p.head.filter(|n| *n < d.rows()) {
+            d = d.select_rows(&(0..n).collect::<Vec<_>>());
+        }
         d.validate(&format!("stage `{}`", ctx.instance))?;
         d.write(&ctx.output("out"))?;
         let mut m = Metrics::new();
@@ -379,6 +420,36 @@ impl TypedStage for Load {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Iris classes in reverse order: 50 virginica rows become class 0, 50 setosa class 1.
+    #[test]
+    fn keep_classes_relabels_in_the_order_given() {
+        let d = keep_classes(bundled("iris").unwrap(), &["virginica".into(), "setosa".into()]).unwrap();
+        assert_eq!(d.rows(), 100);
+        assert_eq!(d.classes, ["virginica", "setosa"]);
+        let l = d.labels.as_ref().unwrap();
+        // The bundled order is setosa (ids 0–49) first, so its rows come first, now labelled 1.
+        assert_eq!((l[0], d.ids[0]), (1, 0));
+        assert_eq!((l[99], d.ids[99]), (0, 149));
+        assert_eq!(l.iter().filter(|v| **v == 0).count(), 50);
+        let e = keep_classes(bundled("iris").unwrap(), &["setosa".into(), "virgnica".into()]).unwrap_err();
+        assert!(e.message.contains("no class `virgnica`") && e.message.contains("versicolor"), "{e}");
+    }
+
+    #[test]
+    fn empty_path_needs_optional() {
+        let raw = |opt: bool| {
+            let mut m = serde_json::Map::new();
+            m.insert("path".into(), "".into());
+            m.insert("optional".into(), opt.into());
+            m
+        };
+        let stage: &dyn crate::Stage = &Load;
+        let e = stage.canonicalize(&raw(false)).unwrap_err();
+        assert!(e.to_string().contains("optional"), "{e}");
+        let ok = stage.canonicalize(&raw(true)).unwrap();
+        assert!(stage.external_files(&ok).is_empty());
+    }
 
     #[test]
     fn bundled_shapes() {

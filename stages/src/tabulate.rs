@@ -65,6 +65,8 @@ stage_params! {
         threshold: f64 = 1.0,
         /// Decimal digits shown.
         digits: usize = 4,
+        /// Decimal digits per metric of `metrics`, e.g. { iterations = 0 } (default: `digits`).
+        metric_digits: BTreeMap<String, usize> = BTreeMap::new(),
         /// Bold the "min" or "max" measured value of each row (or column, see best_per), or "none".
         best: Best = Best::Min,
         /// "row" or "column".
@@ -89,6 +91,8 @@ stage_params! {
         paper_note: String = String::new(),
         /// Qualitative claims to check: [{ text = "…", lower = { … }, higher = { … } }].
         claims: Vec<Claim> = vec![],
+        /// Text of a cell without a measured value (e.g. "data not bundled").
+        missing: String = "–".into(),
         /// Lines printed under the table (data used, caveats).
         notes: Vec<String> = vec![],
     }
@@ -142,6 +146,9 @@ pub struct Cell {
     pub std: Option<f64>,
     pub paper: Option<f64>,
     pub inputs: Vec<usize>,
+    /// Decimal digits of this cell's numbers and of the paper's.
+    pub digits: usize,
+    pub paper_digits: usize,
 }
 
 impl Cell {
@@ -233,7 +240,9 @@ pub fn build(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) ->
             let paper = paper.and_then(|pv| pv.get("value")).and_then(Value::as_f64);
             let below =
                 (p.aggregate == Aggregate::CountBelow).then(|| vals.iter().filter(|v| **v < p.threshold).count());
-            row.push(Cell { n, below, mean, std, paper, inputs: idx });
+            let per_metric = cell_axes.get("metric").and_then(|m| p.metric_digits.get(&show(m))).copied();
+            let (digits, paper_digits) = (per_metric.unwrap_or(p.digits), per_metric.unwrap_or(p.paper_digits));
+            row.push(Cell { n, below, mean, std, paper, inputs: idx, digits, paper_digits });
         }
         cells.push(row);
     }
@@ -241,15 +250,15 @@ pub fn build(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) ->
 }
 
 fn fmt_cell(p: &TabParams, c: &Cell, pm: &str) -> String {
-    let d = p.digits;
+    let d = c.digits;
     if p.aggregate == Aggregate::CountBelow {
         return match c.below {
             Some(k) => format!("{k}/{}", c.n),
-            None => "–".into(),
+            None => p.missing.clone(),
         };
     }
     match (p.aggregate, c.mean, c.std) {
-        (_, None, _) => "–".into(),
+        (_, None, _) => p.missing.clone(),
         (Aggregate::Mean, Some(m), _) => format!("{m:.d$}"),
         (Aggregate::Std, _, s) => s.map(|s| format!("{s:.d$}")).unwrap_or_else(|| "–".into()),
         (Aggregate::MeanStd, Some(m), Some(s)) => format!("{m:.d$}{pm}{s:.d$}"),
@@ -373,12 +382,14 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
         if any_paper {
             let paper: Vec<String> = t.cells[r]
                 .iter()
-                .map(|c| c.paper.map(|v| format!("{v:.pd$}", pd = p.paper_digits)).unwrap_or_else(|| "–".into()))
+                .map(|c| c.paper.map(|v| format!("{v:.pd$}", pd = c.paper_digits)).unwrap_or_else(|| "–".into()))
                 .collect();
             let delta: Vec<String> = t.cells[r]
                 .iter()
                 .map(|c| match (c.value(), c.paper) {
-                    (Some(m), Some(pv)) => format!("{:+.dd$}", m - pv, dd = if c.below.is_some() { 0 } else { d }),
+                    (Some(m), Some(pv)) => {
+                        format!("{:+.dd$}", m - pv, dd = if c.below.is_some() { 0 } else { c.digits })
+                    }
                     _ => "–".into(),
                 })
                 .collect();
@@ -453,7 +464,7 @@ pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -
         if any_paper {
             let paper: Vec<String> = t.cells[r]
                 .iter()
-                .map(|c| c.paper.map(|v| format!("{v:.pd$}", pd = p.paper_digits)).unwrap_or_else(|| "--".into()))
+                .map(|c| c.paper.map(|v| format!("{v:.pd$}", pd = c.paper_digits)).unwrap_or_else(|| "--".into()))
                 .collect();
             tex.push_str(&format!("\\quad paper & {} \\\\\n", paper.join(" & ")));
         }
