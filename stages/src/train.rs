@@ -77,6 +77,37 @@ pub enum Policy {
         #[serde(default)]
         cap: Option<f64>,
     },
+    /// LipschitzLR's adaptive optimizers as its authors' Keras callbacks compute them, once per
+    /// epoch in evaluation mode: Kz = max over batches of ‖penultimate‖_F, S = max over batches
+    /// of ‖Z∘Z‖_F, K = c·Kz + λ·max‖W‖_F with c the loss's bound per unit Kz (m = batch), and
+    /// S = c²·S + 2λ·max‖W‖·c·Kz (the estimate of (max‖∇L‖)² "with the middle term removed").
+    LipschitzAdaptive {
+        rule: AdaptiveRule,
+        /// AdaMo's fixed first-epoch learning rate (the paper tried 0.1, 0.5, 1).
+        #[serde(default = "first_lr")]
+        first_lr: f64,
+        /// Divide the moving averages by 1 − βᵗ (the paper's §6.4; the authors' code did not).
+        #[serde(default)]
+        bias_correction: bool,
+    },
+}
+
+/// Which of LipschitzLR's adaptive algorithms `lipschitz_adaptive` schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdaptiveRule {
+    /// lr = 1/K, K = (k−1)Kz/(k·bs) + λ·max‖W‖ (softmax CE; other losses use their own bound).
+    Sgd,
+    /// AdaMo (Alg. 1): first epoch at `first_lr` with K1 = `first_lr`, then K1 ← 0.9·K1 + 0.1·K, lr = 1/K1.
+    Momentum,
+    /// Adaptive RMSprop (Alg. 2, the authors' code): K2 ← 0.9·K2 + 0.1·S, lr = (√K2 + 1e-7)/Kz.
+    Rmsprop,
+    /// Auto-Adam (Alg. 3, the authors' code): K1 ← 0.9·K1 + 0.1·K, K2 ← 0.999·K2 + 0.001·S, lr = (√K2 + 1e-7)/K1.
+    Adam,
+}
+
+fn first_lr() -> f64 {
+    0.1
 }
 
 fn f09() -> f64 {
@@ -314,6 +345,8 @@ pub fn fit(
         _ => vec![],
     };
     let mut last_monitor = f64::INFINITY;
+    // Moving averages of `lipschitz_adaptive`.
+    let (mut ema1, mut ema2) = (0f64, 0f64);
     let mut history = Vec::new();
     let mut saved = Vec::new();
     let mut idx: Vec<usize> = (0..rows).collect();
@@ -360,6 +393,48 @@ pub fn fit(
             lr = raw.clamp(k.floor, k.cap);
             lalr_info =
                 serde_json::json!({"kz": kz, "ka": ka, "y_norm": ynorm, "m": m, "lipschitz": l, "unclamped_lr": raw});
+        }
+        if let Policy::LipschitzAdaptive { rule, first_lr, bias_correction } = p.policy {
+            let (mut kz, mut ka, mut ky, mut sq) = (0f64, 0f64, 0f64, 0f64);
+            for start in (0..rows).step_by(batch) {
+                let n = batch.min(rows - start);
+                ws_input(&mut ws.inp[0], x, pin, start, n);
+                model.forward(&mut ws, n, None, threads);
+                let z = model.penultimate(&ws, n);
+                kz = kz.max(frob(z));
+                sq = sq.max(z.iter().map(|v| (*v as f64).powi(4)).sum::<f64>().sqrt());
+                ka = ka.max(frob(model.output(&ws, n)));
+                ky = ky.max(frob(&y[start * q..(start + n) * q]));
+            }
+            let c = p.loss.lipschitz(1.0, ka, ky, batch as f64, q);
+            let maxw = model.layers.iter().map(|l| frob(&l.w)).fold(0.0, f64::max);
+            let lam = p.weight_decay;
+            let k_ = c * kz + lam * maxw;
+            let s_ = c * c * sq + 2.0 * lam * maxw * c * kz;
+            let t = epoch as i32;
+            let bc = |v: f64, beta: f64| if bias_correction { v / (1.0 - beta.powi(t)) } else { v };
+            match rule {
+                AdaptiveRule::Sgd => lr = 1.0 / k_,
+                AdaptiveRule::Momentum if epoch == 1 => {
+                    lr = first_lr;
+                    ema1 = first_lr;
+                }
+                AdaptiveRule::Momentum => {
+                    ema1 = 0.9 * ema1 + 0.1 * k_;
+                    lr = 1.0 / bc(ema1, 0.9);
+                }
+                AdaptiveRule::Rmsprop => {
+                    ema2 = 0.9 * ema2 + 0.1 * s_;
+                    lr = (bc(ema2, 0.9).sqrt() + 1e-7) / kz;
+                }
+                AdaptiveRule::Adam => {
+                    ema1 = 0.9 * ema1 + 0.1 * k_;
+                    ema2 = 0.999 * ema2 + 0.001 * s_;
+                    lr = (bc(ema2, 0.999).sqrt() + 1e-7) / bc(ema1, 0.9);
+                }
+            }
+            lalr_info =
+                serde_json::json!({"kz": kz, "s": sq, "max_w": maxw, "k": k_, "s_est": s_, "ema1": ema1, "ema2": ema2});
         }
         if let Policy::ExpDecay { gamma } = p.policy {
             lr = p.lr * gamma.powi(epoch as i32 - 1);
@@ -423,7 +498,8 @@ pub fn fit(
         h.insert("lr".into(), lr.into());
         h.insert("train_loss".into(), (loss_sum / steps as f64).into());
         if !lalr_info.is_null() {
-            h.insert("lalr".into(), lalr_info);
+            let key = if matches!(p.policy, Policy::LipschitzAdaptive { .. }) { "adaptive" } else { "lalr" };
+            h.insert(key.into(), lalr_info);
         }
         if let Some((ex, ey)) = eval {
             let pred = model.predict(ex, threads);
@@ -683,6 +759,41 @@ mod tests {
             e.message.contains("epoch") && e.message.contains("step 1") && e.message.contains("learning rate"),
             "{e}"
         );
+    }
+
+    /// `lipschitz_adaptive` schedules by hand. Softmax regression (no hidden layer, so the
+    /// penultimate activations are the inputs) on X = [[1, 2], [3, 4]], classes 0/1, one batch
+    /// of 2: Kz = √30, c = (k − 1)/(k·bs) = 1/4, K = c·Kz = 1.369306, S = ‖X∘X‖_F = √354,
+    /// S_est = c²·S. Python:
+    ///   sgd 1/K = 0.730297; AdaMo epoch 2: K1 = 0.9·0.1 + 0.1·K → 1/K1 = 4.406633;
+    ///   RMSprop K2 = 0.1·S_est → (√K2 + 1e-7)/Kz = 0.062608, then K2 = 0.9·K2 + 0.1·S_est → 0.086299;
+    ///   Adam K1 = 0.1·K, K2 = 0.001·S_est → (√K2 + 1e-7)/K1 = 0.250433, then 0.186356.
+    /// The weights move between epochs but the inputs, hence Kz and S, do not.
+    #[test]
+    fn adaptive_schedules_by_hand() {
+        let x = [1f32, 2., 3., 4.];
+        let y = [1f32, 0., 0., 1.];
+        let lrs = |rule: AdaptiveRule| -> Vec<f64> {
+            let p = TrainParams {
+                hidden: vec![],
+                loss: Loss::SoftmaxCe,
+                policy: Policy::LipschitzAdaptive { rule, first_lr: 0.1, bias_correction: false },
+                epochs: 2,
+                batch: 2,
+                ..Default::default()
+            };
+            let t = fit(&p, &x, &y, 2, None, 1, 1, None).unwrap();
+            t.history.iter().map(|h| h["lr"].as_f64().unwrap()).collect()
+        };
+        let close = |got: Vec<f64>, want: [f64; 2]| {
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-5 * w, "{got:?} vs {want:?}");
+            }
+        };
+        close(lrs(AdaptiveRule::Sgd), [0.730297, 0.730297]);
+        close(lrs(AdaptiveRule::Momentum), [0.1, 4.406633]);
+        close(lrs(AdaptiveRule::Rmsprop), [0.062608, 0.086299]);
+        close(lrs(AdaptiveRule::Adam), [0.250433, 0.186356]);
     }
 
     #[test]

@@ -9,6 +9,9 @@ pub enum Convention {
     Pytorch,
     /// pylearn2 / D-GEX: v = μv − lr·g; w += v (nesterov: w += μv − lr·g).
     Pylearn2,
+    /// An exponential moving average of gradients (LipschitzLR's AdaMo, its authors' Keras
+    /// optimizer): v = μv + (1 − μ)g; w −= lr·v (nesterov: w −= lr·(μv + (1 − μ)g)).
+    Ema,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -127,6 +130,18 @@ impl Optimizer {
                             *w -= lr32 * (g + mu * *v);
                         }
                     }
+                    (Convention::Ema, false) => {
+                        for ((w, g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+                            *v = mu * *v + (1.0 - mu) * g;
+                            *w -= lr32 * *v;
+                        }
+                    }
+                    (Convention::Ema, true) => {
+                        for ((w, g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+                            *v = mu * *v + (1.0 - mu) * g;
+                            *w -= lr32 * (mu * *v + (1.0 - mu) * g);
+                        }
+                    }
                     (Convention::Pylearn2, false) => {
                         for ((w, g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
                             *v = mu * *v - lr32 * g;
@@ -209,6 +224,11 @@ mod tests {
         close(
             &run(Optimizer::Sgd { momentum: 0.9, nesterov: true, convention: Convention::Pytorch }, &g, 0.1),
             &[0.905, 0.817],
+        );
+        // EMA (AdaMo), μ = 0.9: v1 = 0.05, w1 = 0.995; v2 = 0.045 + 0.025 = 0.07, w2 = 0.988.
+        close(
+            &run(Optimizer::Sgd { momentum: 0.9, nesterov: false, convention: Convention::Ema }, &g, 0.1),
+            &[0.995, 0.988],
         );
     }
 
