@@ -3,6 +3,7 @@
 
 pub mod act;
 pub mod init;
+pub mod lbfgs;
 pub mod linalg;
 pub mod loss;
 pub mod mlp;

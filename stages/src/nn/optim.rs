@@ -43,6 +43,31 @@ pub enum Optimizer {
         #[serde(default = "eps8")]
         eps: f64,
     },
+    /// L-BFGS as `torch.optim.LBFGS` with its defaults (see [`crate::nn::lbfgs`]); `lr` is its
+    /// step size (PyTorch's default 1). Each batch is one `step` of up to `max_iter` iterations.
+    Lbfgs {
+        #[serde(default = "max_iter20")]
+        max_iter: usize,
+        #[serde(default = "history100")]
+        history: usize,
+        #[serde(default = "tol_grad")]
+        tolerance_grad: f64,
+        #[serde(default = "tol_change")]
+        tolerance_change: f64,
+    },
+}
+
+fn max_iter20() -> usize {
+    20
+}
+fn history100() -> usize {
+    100
+}
+fn tol_grad() -> f64 {
+    1e-7
+}
+fn tol_change() -> f64 {
+    1e-9
 }
 
 fn pytorch() -> Convention {
@@ -156,6 +181,8 @@ impl Optimizer {
                     }
                 }
             }
+            // The trainer drives L-BFGS through `nn::lbfgs`, never through `step`.
+            Optimizer::Lbfgs { .. } => unreachable!("L-BFGS is not an elementwise update"),
             Optimizer::Adagrad { eps } => {
                 for ((w, g), s) in w.iter_mut().zip(g).zip(a.iter_mut()) {
                     *s += g * g;
