@@ -62,10 +62,48 @@ fn instance_name(stage: &str, axes: &[(String, Val)]) -> String {
     }
 }
 
+/// Substitutes references nested inside another reference's name first, so the var a string
+/// names can depend on an axis: with `arch = "small"`, `"${hidden_${arch}}"` is `"${hidden_small}"`.
+fn resolve_nested(s: &str, env: &BTreeMap<String, Val>, loc: &Loc, problems: &mut Vec<Problem>) -> String {
+    let mut s = s.to_string();
+    loop {
+        let b = s.as_bytes();
+        let mut open: Vec<usize> = Vec::new();
+        let mut inner = None;
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'$' && b.get(i + 1) == Some(&b'{') {
+                open.push(i);
+                i += 2;
+                continue;
+            }
+            if b[i] == b'}' {
+                if let Some(start) = open.pop() {
+                    if !open.is_empty() {
+                        inner = Some((start, i));
+                        break;
+                    }
+                }
+            }
+            i += 1;
+        }
+        let Some((start, end)) = inner else { return s };
+        let name = s[start + 2..end].to_string();
+        match env.get(&name) {
+            Some(val) => s.replace_range(start..=end, &val.display()),
+            None => {
+                problems.push(unknown_var(&name, loc, env));
+                return s;
+            }
+        }
+    }
+}
+
 /// Interpolates `${name}` in strings. A string that is exactly `"${x}"` takes x's value and type.
 fn interpolate(v: &Val, env: &BTreeMap<String, Val>, problems: &mut Vec<Problem>) -> Val {
     match &v.v {
         V::Str(s) => {
+            let s = &resolve_nested(s, env, &v.loc, problems);
             if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
                 if !name.contains("${") && !name.contains('}') {
                     return match env.get(name) {
@@ -605,5 +643,22 @@ mod tests {
         assert_eq!(r.selectors, vec![("hidden".into(), "500".into()), ("rep".into(), "1".into())]);
         assert_eq!(r.output.as_deref(), Some("epoch100"));
         assert!(parse_ref("x[rep=1").is_err());
+    }
+
+    #[test]
+    fn nested_references_pick_a_var_by_axis() {
+        let val = |v: V| Val { v, loc: Loc::default() };
+        let env = BTreeMap::from([
+            ("arch".to_string(), val(V::Str("small".into()))),
+            ("hidden_small".to_string(), val(V::Arr(vec![val(V::Int(300)), val(V::Int(300))]))),
+        ]);
+        let mut problems = Vec::new();
+        let got = interpolate(&val(V::Str("${hidden_${arch}}".into())), &env, &mut problems);
+        assert!(problems.is_empty());
+        assert!(matches!(&got.v, V::Arr(a) if a.len() == 2 && matches!(a[0].v, V::Int(300))), "{:?}", got.v);
+        let got = interpolate(&val(V::Str("net-${arch}-${hidden_${arch}}".into())), &env, &mut problems);
+        assert!(matches!(&got.v, V::Str(s) if s == "net-small-[300,300]"), "{:?}", got.v);
+        interpolate(&val(V::Str("${hidden_${nope}}".into())), &env, &mut problems);
+        assert_eq!(problems.len(), 1);
     }
 }

@@ -177,6 +177,9 @@ impl TypedStage for Evaluate {
             m.extend(classification(&truth, &predicted, &probs, k));
         } else {
             let mut yy = y;
+            // Quantile heads: `q` columns are `heads` blocks of the `qb` targets.
+            let heads = loss.outputs_per_target();
+            let qb = q / heads;
             if p.scale == Scale::Original {
                 let st: Stats = read_json(
                     &ctx.input("stats")
@@ -184,23 +187,38 @@ impl TypedStage for Evaluate {
                         .path,
                 )?;
                 let ts = &st.targets;
-                if ts.shift.len() != q {
+                if ts.shift.len() != qb {
                     return Err(StageError::param(
                         "stats",
-                        format!("stats cover {} targets, the data has {q}", ts.shift.len()),
+                        format!("stats cover {} targets, the data has {qb}", ts.shift.len()),
                     ));
                 }
                 for row in pred.chunks_mut(q).chain(yy.chunks_mut(q)) {
                     for (j, v) in row.iter_mut().enumerate() {
-                        *v = (*v as f64 * ts.scale[j] + ts.shift[j]) as f32;
+                        *v = (*v as f64 * ts.scale[j % qb] + ts.shift[j % qb]) as f32;
                     }
                 }
             }
-            let (mae, rmse, per) = regression(&pred, &yy, q);
-            m.insert("mae".into(), mae.into());
-            m.insert("rmse".into(), rmse.into());
-            if p.per_target {
-                m.insert("mae_per_target".into(), per.into());
+            if heads > 1 {
+                m.extend(quantile_metrics(&pred, &yy, heads, qb));
+                // mae / rmse of the median head (heads odd) as the point prediction.
+                let mid = (heads - 1) / 2;
+                let pick = |v: &[f32]| -> Vec<f32> {
+                    v.chunks(q).flat_map(|r| r[mid * qb..(mid + 1) * qb].to_vec()).collect()
+                };
+                let (mae, rmse, per) = regression(&pick(&pred), &pick(&yy), qb);
+                m.insert("mae".into(), mae.into());
+                m.insert("rmse".into(), rmse.into());
+                if p.per_target {
+                    m.insert("mae_per_target".into(), per.into());
+                }
+            } else {
+                let (mae, rmse, per) = regression(&pred, &yy, q);
+                m.insert("mae".into(), mae.into());
+                m.insert("rmse".into(), rmse.into());
+                if p.per_target {
+                    m.insert("mae_per_target".into(), per.into());
+                }
             }
         }
         write_json(&ctx.output("metrics"), &m)?;
@@ -210,9 +228,48 @@ impl TypedStage for Evaluate {
     }
 }
 
+/// Quantile heads laid out head-major: per head h (τ_h = h/(heads + 1)) `coverage_<τ>`, the
+/// share of (row, target) pairs with y ≤ Q(τ_h), which a calibrated model puts near τ_h; and
+/// `crossing_rate`, the share of pairs whose quantiles are not non-decreasing in τ.
+fn quantile_metrics(pred: &[f32], y: &[f32], heads: usize, qb: usize) -> Metrics {
+    let cols = heads * qb;
+    let pairs = (pred.len() / cols * qb).max(1) as f64;
+    let mut m = Metrics::new();
+    for h in 0..heads {
+        let tau = (h + 1) as f64 / (heads + 1) as f64;
+        let below = pred
+            .chunks(cols)
+            .zip(y.chunks(cols))
+            .map(|(p, t)| (0..qb).filter(|&j| t[h * qb + j] <= p[h * qb + j]).count())
+            .sum::<usize>();
+        m.insert(format!("coverage_{tau:.2}"), (below as f64 / pairs).into());
+    }
+    let crossed = pred
+        .chunks(cols)
+        .map(|p| (0..qb).filter(|&j| (0..heads - 1).any(|h| p[h * qb + j] > p[(h + 1) * qb + j])).count())
+        .sum::<usize>();
+    m.insert("crossing_rate".into(), (crossed as f64 / pairs).into());
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Two rows, one target, three heads (τ = 0.25, 0.5, 0.75):
+    //   row 1: Q = (1, 2, 3), y = 2.5 → below Q(0.75) only; row 2: Q = (0, −1, 4), y = 0 →
+    //   below Q(0.25) and Q(0.75), and its quantiles cross (0 > −1).
+    //   coverage: 0.25 → 1/2, 0.50 → 0/2, 0.75 → 2/2; crossing_rate 1/2.
+    #[test]
+    fn quantile_coverage_and_crossings_by_hand() {
+        let pred = [1f32, 2., 3., 0., -1., 4.];
+        let y = [2.5f32, 2.5, 2.5, 0., 0., 0.];
+        let m = quantile_metrics(&pred, &y, 3, 1);
+        assert_eq!(m["coverage_0.25"], 0.5);
+        assert_eq!(m["coverage_0.50"], 0.0);
+        assert_eq!(m["coverage_0.75"], 1.0);
+        assert_eq!(m["crossing_rate"], 0.5);
+    }
 
     // numpy: p = np.array([[1., 2.], [3., 5.]]); y = np.array([[1.5, 2.], [2., 3.]])
     //   np.abs(p - y).mean(0) -> [0.75, 1.0]; mean 0.875; np.sqrt(((p - y)**2).mean()) -> 1.1456439

@@ -91,6 +91,9 @@ stage_params! {
         paper_note: String = String::new(),
         /// Qualitative claims to check: [{ text = "…", lower = { … }, higher = { … } }].
         claims: Vec<Claim> = vec![],
+        /// Also show rows that only `paper` has (e.g. datasets that cannot ship); their measured
+        /// cells read `missing`.
+        paper_rows: bool = false,
         /// Text of a cell without a measured value (e.g. "data not bundled").
         missing: String = "–".into(),
         /// Lines printed under the table (data used, caveats).
@@ -199,6 +202,16 @@ pub fn build(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) ->
         }
         if !col_keys.contains(&c) {
             col_keys.push(c);
+        }
+    }
+    if p.paper_rows {
+        for pv in &p.paper {
+            let r: Option<Vec<Value>> = p.rows.iter().map(|n| pv.get(n).cloned()).collect();
+            if let Some(r) = r {
+                if !row_keys.iter().any(|k| k.iter().zip(&r).all(|(a, b)| show(a) == show(b))) {
+                    row_keys.push(r);
+                }
+            }
         }
     }
     let ranked = |names: &[String], k: &[Value]| -> Vec<usize> {
@@ -652,6 +665,37 @@ mod tests {
         let p = TabParams { order: BTreeMap::from([("model".to_string(), vec![json!("l"), json!("d")])]), ..params() };
         let r = render(&p, &items()).unwrap();
         assert!(r.md.contains("| Epochs | D-GEX(L) | D-GEX(D) |"), "{}", r.md);
+    }
+
+    /// A dataset only the paper has becomes a row whose measured cells read `missing`, with
+    /// the paper's number beside them; `metric_digits` sets the digits per metric.
+    #[test]
+    fn paper_rows_missing_and_metric_digits() {
+        let axes = |ds: &str, metric: &str| {
+            BTreeMap::from([("ds".to_string(), json!(ds)), ("metric".to_string(), json!(metric))])
+        };
+        let items = vec![(axes("boston", "iterations"), Some(555.0)), (axes("boston", "inv_l"), Some(8.3141))];
+        let p = TabParams {
+            metrics: vec!["iterations".into(), "inv_l".into()],
+            rows: vec!["ds".into()],
+            columns: vec!["metric".into()],
+            aggregate: Aggregate::Mean,
+            digits: 3,
+            metric_digits: BTreeMap::from([("iterations".to_string(), 0)]),
+            best: Best::None,
+            paper_rows: true,
+            missing: "data not bundled".into(),
+            paper: vec![BTreeMap::from([
+                ("ds".to_string(), json!("energy")),
+                ("metric".to_string(), json!("iterations")),
+                ("value".to_string(), json!(3833)),
+            ])],
+            ..Default::default()
+        };
+        let md = render(&p, &items).unwrap().md;
+        assert!(md.contains("| boston | 8.314 | 555 |"), "{md}");
+        assert!(md.contains("| energy | data not bundled | data not bundled |"), "{md}");
+        assert!(md.contains("| energy · paper | – | 3833 |"), "{md}");
     }
 
     #[test]

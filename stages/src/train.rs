@@ -204,7 +204,14 @@ pub fn targets_for(d: &Dataset, loss: &Loss) -> StageResult<(Vec<f32>, usize)> {
             if d.q() == 0 {
                 return Err(StageError::param("loss", "regression losses need a dataset with target columns"));
             }
-            Ok((d.y.clone(), d.q()))
+            let heads = loss.outputs_per_target();
+            if heads == 1 {
+                return Ok((d.y.clone(), d.q()));
+            }
+            // Quantile heads: the targets repeated once per head, head-major.
+            let q = d.q();
+            let y = d.y.chunks(q).flat_map(|row| (0..heads).flat_map(move |_| row.iter().copied())).collect();
+            Ok((y, q * heads))
         }
     }
 }
@@ -645,6 +652,12 @@ impl TypedStage for Train {
         match p.loss {
             Loss::TiltedLogCosh { tau } | Loss::Pinball { tau } | Loss::Sbqc { tau } if !(tau > 0.0 && tau < 1.0) => {
                 return Err(ParamError::new("loss.tau", format!("τ must lie in (0, 1), got {tau}")));
+            }
+            Loss::Quantiles { heads: 0, .. } => {
+                return Err(ParamError::new("loss.heads", "needs at least one quantile head"));
+            }
+            Loss::Quantiles { crossing, .. } if crossing < 0.0 => {
+                return Err(ParamError::new("loss.crossing", format!("must be ≥ 0, got {crossing}")));
             }
             _ => {}
         }

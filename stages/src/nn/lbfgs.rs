@@ -29,8 +29,10 @@ pub struct Lbfgs {
     pub cfg: LbfgsConfig,
     d: Vec<f64>,
     t: f64,
-    old_dirs: Vec<Vec<f64>>,
-    old_stps: Vec<Vec<f64>>,
+    /// Curvature pairs, stored in f32 as PyTorch stores them in the parameters' dtype (the
+    /// two-loop recursion reads all of them every iteration: memory traffic is its cost).
+    old_dirs: Vec<Vec<f32>>,
+    old_stps: Vec<Vec<f32>>,
     ro: Vec<f64>,
     h_diag: f64,
     prev_grad: Vec<f64>,
@@ -40,8 +42,41 @@ pub struct Lbfgs {
     pub evals: usize,
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// Dot product over eight independent accumulators (so it vectorizes; the order is fixed, so
+/// the result is the same on every run).
+/// Elements per parallel block: blocks are reduced in order, so results do not depend on the
+/// number of threads.
+const BLOCK: usize = 1 << 14;
+
+fn dot<A: Copy + Into<f64> + Sync>(a: &[A], b: &[f64]) -> f64 {
+    use rayon::prelude::*;
+    if a.len() <= BLOCK {
+        return dot_block(a, b);
+    }
+    let parts: Vec<f64> = a.par_chunks(BLOCK).zip(b.par_chunks(BLOCK)).map(|(x, y)| dot_block(x, y)).collect();
+    parts.iter().sum()
+}
+
+/// out += c·v, in parallel blocks.
+fn axpy<A: Copy + Into<f64> + Sync>(out: &mut [f64], c: f64, v: &[A]) {
+    use rayon::prelude::*;
+    out.par_chunks_mut(BLOCK).zip(v.par_chunks(BLOCK)).for_each(|(o, v)| {
+        for (o, v) in o.iter_mut().zip(v) {
+            *o += c * (*v).into();
+        }
+    });
+}
+
+fn dot_block<A: Copy + Into<f64>>(a: &[A], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| (*x).into() * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i].into() * y[i];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 impl Lbfgs {
@@ -80,8 +115,8 @@ impl Lbfgs {
                         self.ro.remove(0);
                     }
                     self.h_diag = ys / dot(&y, &y);
-                    self.old_dirs.push(y);
-                    self.old_stps.push(s);
+                    self.old_dirs.push(y.iter().map(|v| *v as f32).collect());
+                    self.old_stps.push(s.iter().map(|v| *v as f32).collect());
                     self.ro.push(1.0 / ys);
                 }
                 // Two-loop recursion: d = −H·g.
@@ -90,16 +125,12 @@ impl Lbfgs {
                 let mut q: Vec<f64> = g.iter().map(|v| -v).collect();
                 for i in (0..k).rev() {
                     al[i] = dot(&self.old_stps[i], &q) * self.ro[i];
-                    for (qj, yj) in q.iter_mut().zip(&self.old_dirs[i]) {
-                        *qj -= al[i] * yj;
-                    }
+                    axpy(&mut q, -al[i], &self.old_dirs[i]);
                 }
                 let mut r: Vec<f64> = q.iter().map(|v| v * self.h_diag).collect();
                 for i in 0..k {
                     let be = dot(&self.old_dirs[i], &r) * self.ro[i];
-                    for (rj, sj) in r.iter_mut().zip(&self.old_stps[i]) {
-                        *rj += sj * (al[i] - be);
-                    }
+                    axpy(&mut r, al[i] - be, &self.old_stps[i]);
                 }
                 self.d = r;
             }

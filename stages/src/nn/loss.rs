@@ -37,6 +37,33 @@ pub enum Loss {
     Sbqc {
         tau: f64,
     },
+    /// Several quantiles at once (LogGENE §4.8, Figures 3–4): `heads` outputs per target for
+    /// τ_h = h/(heads + 1), h = 1…heads (9 heads: 0.1…0.9), laid out head-major (column
+    /// h·q + j is τ_h of target j). Loss = mean over rows, heads and targets of the `base` loss
+    /// at τ_h, plus `crossing` × the mean over rows and targets of Σ_h max(0, Q(τ_h) − Q(τ_{h+1})).
+    Quantiles {
+        #[serde(default = "nine")]
+        heads: usize,
+        #[serde(default = "tilted")]
+        base: QuantileBase,
+        #[serde(default)]
+        crossing: f64,
+    },
+}
+
+/// The per-quantile loss of [`Loss::Quantiles`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantileBase {
+    TiltedLogCosh,
+    Pinball,
+}
+
+fn nine() -> usize {
+    9
+}
+fn tilted() -> QuantileBase {
+    QuantileBase::TiltedLogCosh
 }
 
 fn one() -> f64 {
@@ -63,11 +90,49 @@ pub fn sbqc_probability(x: f64, tau: f64) -> f64 {
 }
 
 impl Loss {
-    /// Loss value over `rows` rows of `cols` outputs; writes dL/dŷ into `grad`.
+    /// Network outputs per target column (the quantile heads; 1 otherwise).
+    pub fn outputs_per_target(&self) -> usize {
+        match self {
+            Loss::Quantiles { heads, .. } => *heads,
+            _ => 1,
+        }
+    }
+
+    /// Loss value over `rows` rows of `cols` outputs; writes dL/dŷ into `grad`. For
+    /// `quantiles`, `y` holds the targets repeated once per head (the layout of `pred`).
     pub fn eval(&self, pred: &[f32], y: &[f32], rows: usize, cols: usize, grad: &mut [f32]) -> f64 {
         let n = (rows * cols) as f64;
         let b = rows as f64;
         let mut total = 0f64;
+        if let Loss::Quantiles { heads, base, crossing } = *self {
+            let q = cols / heads;
+            for r in 0..rows {
+                for h in 0..heads {
+                    let tau = (h + 1) as f64 / (heads + 1) as f64;
+                    let single = match base {
+                        QuantileBase::TiltedLogCosh => Loss::TiltedLogCosh { tau },
+                        QuantileBase::Pinball => Loss::Pinball { tau },
+                    };
+                    let o = r * cols + h * q;
+                    total += single.elementwise(&pred[o..o + q], &y[o..o + q], &mut grad[o..o + q], n);
+                }
+                if crossing > 0.0 {
+                    let w = crossing / (rows * q) as f64;
+                    for h in 0..heads - 1 {
+                        for j in 0..q {
+                            let (lo, hi) = (r * cols + h * q + j, r * cols + (h + 1) * q + j);
+                            let gap = (pred[lo] - pred[hi]) as f64;
+                            if gap > 0.0 {
+                                total += w * gap * n;
+                                grad[lo] += w as f32;
+                                grad[hi] -= w as f32;
+                            }
+                        }
+                    }
+                }
+            }
+            return total / n;
+        }
         if *self == Loss::SoftmaxCe {
             {
                 for r in 0..rows {
@@ -151,7 +216,7 @@ impl Loss {
                     let dl_dph = -t / ph + (1.0 - t) / (1.0 - ph);
                     (l, dl_dph * -df)
                 }
-                Loss::SoftmaxCe => unreachable!(),
+                Loss::SoftmaxCe | Loss::Quantiles { .. } => unreachable!(),
             };
             total += l;
             grad[i] = (g / scale) as f32;
@@ -176,6 +241,9 @@ impl Loss {
                 (k - 1.0) * kz / (k * m)
             }
             Loss::Sbqc { tau } => 2.0 / PI * 1f64.max((1.0 - tau) / tau).max(tau / (1.0 - tau)) * kz / m,
+            // The largest per-head bound, max_h max(τ_h, 1 − τ_h) = heads/(heads + 1); the
+            // crossing penalty is left out of the bound.
+            Loss::Quantiles { heads, .. } => heads as f64 / (heads + 1) as f64 * kz / m,
         }
     }
 
@@ -200,6 +268,8 @@ mod tests {
             Loss::Bce,
             Loss::SoftmaxCe,
             Loss::Sbqc { tau: 0.2 },
+            Loss::Quantiles { heads: 3, base: QuantileBase::TiltedLogCosh, crossing: 0.5 },
+            Loss::Quantiles { heads: 3, base: QuantileBase::Pinball, crossing: 0.0 },
         ]
     }
 
@@ -210,6 +280,8 @@ mod tests {
             let y: Vec<f32> = match loss {
                 Loss::Bce | Loss::Sbqc { .. } => vec![1., 0., 1., 0., 0., 1.],
                 Loss::SoftmaxCe => vec![0., 1., 0., 0., 0., 1.],
+                // One target, repeated for the three heads; both rows have crossing quantiles.
+                Loss::Quantiles { .. } => vec![0.1, 0.1, 0.1, 0.2, 0.2, 0.2],
                 _ => vec![0.1, -0.9, 2.6, 0.2, 0.1, 1.0],
             };
             let mut g = vec![0f32; 6];
@@ -241,6 +313,13 @@ mod tests {
         assert!((Loss::LogCosh.eval(&[1.], &[0.], 1, 1, &mut g1) - 0.433_781).abs() < 1e-6);
         assert!((Loss::Pinball { tau: 0.7 }.eval(&[0.], &[2.], 1, 1, &mut g1) - 1.4).abs() < 1e-9);
         assert!((Loss::Pinball { tau: 0.7 }.eval(&[2.], &[0.], 1, 1, &mut g1) - 0.6).abs() < 1e-9);
+        // Three pinball heads (τ = 0.25, 0.5, 0.75) predicting (1, 0, 0) for y = 0: the τ = 0.25
+        // head costs (0.25 − 1)·(−1) = 0.75, the others 0, mean 0.25; the crossing
+        // Q(0.25) − Q(0.5) = 1 adds 1 × 1: 1.25. Its gradient: 0.75/3 + 1 on head 1, −1 on head 2.
+        let mut g3 = [0f32; 3];
+        let quant = Loss::Quantiles { heads: 3, base: QuantileBase::Pinball, crossing: 1.0 };
+        assert!((quant.eval(&[1., 0., 0.], &[0., 0., 0.], 1, 3, &mut g3) - 1.25).abs() < 1e-9);
+        assert!((g3[0] - 1.25).abs() < 1e-6 && (g3[1] + 1.0).abs() < 1e-6 && g3[2] == 0.0, "{g3:?}");
     }
 
     #[test]
