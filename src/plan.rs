@@ -64,7 +64,8 @@ fn instance_name(stage: &str, axes: &[(String, Val)]) -> String {
 
 /// Substitutes references nested inside another reference's name first, so the var a string
 /// names can depend on an axis: with `arch = "small"`, `"${hidden_${arch}}"` is `"${hidden_small}"`.
-fn resolve_nested(s: &str, env: &BTreeMap<String, Val>, loc: &Loc, problems: &mut Vec<Problem>) -> String {
+/// `None` after reporting an unknown inner var.
+fn resolve_nested(s: &str, env: &BTreeMap<String, Val>, loc: &Loc, problems: &mut Vec<Problem>) -> Option<String> {
     let mut s = s.to_string();
     loop {
         let b = s.as_bytes();
@@ -87,13 +88,13 @@ fn resolve_nested(s: &str, env: &BTreeMap<String, Val>, loc: &Loc, problems: &mu
             }
             i += 1;
         }
-        let Some((start, end)) = inner else { return s };
+        let Some((start, end)) = inner else { return Some(s) };
         let name = s[start + 2..end].to_string();
         match env.get(&name) {
             Some(val) => s.replace_range(start..=end, &val.display()),
             None => {
                 problems.push(unknown_var(&name, loc, env));
-                return s;
+                return None;
             }
         }
     }
@@ -103,7 +104,7 @@ fn resolve_nested(s: &str, env: &BTreeMap<String, Val>, loc: &Loc, problems: &mu
 fn interpolate(v: &Val, env: &BTreeMap<String, Val>, problems: &mut Vec<Problem>) -> Val {
     match &v.v {
         V::Str(s) => {
-            let s = &resolve_nested(s, env, &v.loc, problems);
+            let Some(s) = &resolve_nested(s, env, &v.loc, problems) else { return v.clone() };
             if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
                 if !name.contains("${") && !name.contains('}') {
                     return match env.get(name) {

@@ -205,7 +205,9 @@ fn every_pipeline_plans() {
         let out = p.repro(&["dag", &rel]);
         assert!(out.status.success(), "{rel}: {}", String::from_utf8_lossy(&out.stderr));
         let text = std::fs::read_to_string(&path).unwrap();
-        let has_paper = text.contains("dgex_synthetic.toml") || text.contains("[profiles.paper]");
+        let has_paper = text.contains("dgex_synthetic.toml")
+            || text.contains("loggene_geo.toml")
+            || text.contains("[profiles.paper]");
         if has_paper {
             let out = p.repro(&["dag", &rel, "--profile", "paper"]);
             assert!(out.status.success(), "{rel} --profile paper: {}", String::from_utf8_lossy(&out.stderr));
