@@ -479,7 +479,15 @@ pub fn plan(mut spec: Spec) -> Result<Plan> {
             if !r.all && (matching.len() > 1 || !unbound.is_empty()) {
                 let names: Vec<&str> = unbound.iter().map(|s| s.as_str()).collect();
                 problems.push(
-                    Problem::at(rl, format!("ambiguous reference: `{}` has {} instances here", r.stage, matching.len()), "which instance?")
+                    Problem::at(
+                        rl,
+                        if matching.len() == 1 {
+                            format!("ambiguous reference: `{}` is a matrix stage whose axes are not bound here", r.stage)
+                        } else {
+                            format!("ambiguous reference: `{}` has {} instances here", r.stage, matching.len())
+                        },
+                        "which instance?",
+                    )
                         .help(format!("axis {} of `{}` is not bound by `{}`: add a selector like `{}[{}=…]`, or take all with `{}[*]`", names.join(", "), r.stage, me.stage, r.stage, names.first().copied().unwrap_or("axis"), r.stage)),
                 );
                 continue;

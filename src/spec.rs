@@ -116,6 +116,9 @@ impl Spec {
 struct Loader {
     sources: Sources,
     problems: Vec<Problem>,
+    /// Files already loaded: a file reached again through another include (a diamond, e.g.
+    /// two model files that both include the shared frame) is loaded once, where first reached.
+    loaded: Vec<PathBuf>,
 }
 
 fn loc(file: usize, span: std::ops::Range<usize>) -> Loc {
@@ -188,6 +191,10 @@ impl Loader {
             }
             return;
         }
+        if self.loaded.contains(&canon) {
+            return;
+        }
+        self.loaded.push(canon.clone());
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
@@ -297,7 +304,7 @@ pub struct Overrides {
 }
 
 pub fn load(path: &Path, ov: &Overrides) -> Result<Spec> {
-    let mut ld = Loader { sources: Sources::default(), problems: Vec::new() };
+    let mut ld = Loader { sources: Sources::default(), problems: Vec::new(), loaded: Vec::new() };
     let mut raw = Raw::default();
     ld.load(path, path.display().to_string(), None, &mut Vec::new(), &mut raw);
     if ld.sources.0.is_empty() {

@@ -366,3 +366,33 @@ run = ["sh", "-c", "sh $REPRO_ROOT/scripts/x.sh > {out:out}"]
     p.write("scripts/x.sh", "echo v2\n");
     assert_eq!(p.run_json(&["pipelines/s.toml"])["ran"], 1);
 }
+
+/// A file reached through two includes (a diamond) is loaded once, so its stages are not
+/// "defined twice"; an include cycle is still an error.
+#[test]
+fn diamond_includes_load_the_shared_file_once() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/common/base.toml",
+        "[stage.x]\nkind = \"command\"\nrun = [\"sh\", \"-c\", \"echo 1 > {out:out}\"]\n",
+    );
+    p.write(
+        "pipelines/common/a.toml",
+        "include = [\"base.toml\"]\n[stage.ya]\nkind = \"command\"\ninputs = [\"x\"]\nrun = [\"sh\", \"-c\", \"cat {in0} > {out:out}\"]\n",
+    );
+    p.write(
+        "pipelines/common/b.toml",
+        "include = [\"base.toml\"]\n[stage.yb]\nkind = \"command\"\ninputs = [\"x\"]\nrun = [\"sh\", \"-c\", \"cat {in0} > {out:out}\"]\n",
+    );
+    p.write("pipelines/d.toml", "include = [\"common/a.toml\", \"common/b.toml\"]\n[pipeline]\nname = \"d\"\n");
+    let doc = p.run_json(&["pipelines/d.toml"]);
+    assert_eq!(doc["failed"], 0, "{doc}");
+    assert_eq!(with_status(&doc, "ran"), vec!["x", "ya", "yb"]);
+
+    p.write("pipelines/common/c1.toml", "include = [\"c2.toml\"]\n");
+    p.write("pipelines/common/c2.toml", "include = [\"c1.toml\"]\n");
+    p.write("pipelines/cyc.toml", "include = [\"common/c1.toml\"]\n[pipeline]\nname = \"cyc\"\n");
+    let out = p.repro(&["dag", "pipelines/cyc.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("include cycle"), "{}", String::from_utf8_lossy(&out.stderr));
+}

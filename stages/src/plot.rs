@@ -26,6 +26,8 @@ stage_params! {
         width: u32 = 800,
         /// Height in pixels.
         height: u32 = 500,
+        /// Only epochs from this one on (e.g. 125 for the LALR paper's Figure 4); 0 = all.
+        from_epoch: i64 = 0,
     }
 }
 
@@ -81,6 +83,9 @@ pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) 
                 }
                 continue;
             };
+            if e < p.from_epoch {
+                continue;
+            }
             let s = entry.entry(e).or_insert((0.0, 0));
             s.0 += v;
             s.1 += 1;
@@ -208,5 +213,9 @@ mod tests {
         let svg = draw_svg(&p, &c).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{}", &svg[..200.min(svg.len())]);
         assert_eq!(svg, draw_svg(&p, &c).unwrap());
+        // from_epoch keeps epochs ≥ 2 only.
+        let late = PlotParams { from_epoch: 2, ..p };
+        let c = curves(&late, &[(ax("a", 1), h(1.0))]).unwrap();
+        assert_eq!(c[0].1, vec![(2.0, 0.5)]);
     }
 }
