@@ -128,9 +128,9 @@ impl Lbfgs {
                     axpy(&mut q, -al[i], &self.old_dirs[i]);
                 }
                 let mut r: Vec<f64> = q.iter().map(|v| v * self.h_diag).collect();
-                for i in 0..k {
+                for (i, a) in al.iter().enumerate() {
                     let be = dot(&self.old_dirs[i], &r) * self.ro[i];
-                    axpy(&mut r, al[i] - be, &self.old_stps[i]);
+                    axpy(&mut r, a - be, &self.old_stps[i]);
                 }
                 self.d = r;
             }
