@@ -382,7 +382,7 @@ fn diamond_includes_load_the_shared_file_once() {
     );
     p.write(
         "pipelines/common/b.toml",
-        "include = [\"base.toml\"]\n[stage.yb]\nkind = \"command\"\ninputs = [\"x\"]\nrun = [\"sh\", \"-c\", \"cat {in0} > {out:out}\"]\n",
+        "include = [\"base.toml\"]\n[stage.yb]\nkind = \"command\"\ninputs = [\"x\"]\nrun = [\"sh\", \"-c\", \"cat {in0} {in0} > {out:out}\"]\n",
     );
     p.write("pipelines/d.toml", "include = [\"common/a.toml\", \"common/b.toml\"]\n[pipeline]\nname = \"d\"\n");
     let doc = p.run_json(&["pipelines/d.toml"]);

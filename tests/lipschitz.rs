@@ -2,20 +2,11 @@
 //! ones the authors' notebooks printed where the data is the same.
 
 mod common;
-use common::Proj;
+use common::{project_with, report, Proj};
 use serde_json::Value;
 
 fn project() -> Proj {
-    let p = Proj::new();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
-    for name in ["lipschitz_table1.toml", "lipschitz_table2.toml", "lipschitz_optimizers.toml"] {
-        p.write(&format!("pipelines/{name}"), &std::fs::read_to_string(src.join(name)).unwrap());
-    }
-    p
-}
-
-fn report(p: &Proj, name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p.path(&format!("reports/{name}.json"))).unwrap()).unwrap()
+    project_with(&["lipschitz_table1.toml", "lipschitz_table2.toml", "lipschitz_optimizers.toml"])
 }
 
 /// The cell of a tabulate report at (row label, column label).

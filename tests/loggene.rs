@@ -2,20 +2,10 @@
 //! the multi-quantile heads with the crossing penalty.
 
 mod common;
-use common::Proj;
-use serde_json::Value;
+use common::{project_with, report, Proj};
 
 fn project() -> Proj {
-    let p = Proj::new();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
-    for name in ["loggene_table3.toml", "loggene_quantiles.toml"] {
-        p.write(&format!("pipelines/{name}"), &std::fs::read_to_string(src.join(name)).unwrap());
-    }
-    p
-}
-
-fn report(p: &Proj, name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p.path(&format!("reports/{name}.json"))).unwrap()).unwrap()
+    project_with(&["loggene_table3.toml", "loggene_quantiles.toml"])
 }
 
 /// Every cell of Table 3 is measured over the five folds, and every model classifies the

@@ -502,12 +502,7 @@ pub fn fit(
                 });
                 unflatten(&mut model, &flat);
                 grad_scratch = yb;
-                if !loss.is_finite() {
-                    return Err(StageError::msg(format!(
-                        "loss became {loss} at epoch {epoch}, step {} (L-BFGS, step size {lr:e}); nothing is cached for this stage",
-                        step + 1
-                    )));
-                }
+                check_finite(loss, epoch, step, &format!("L-BFGS, step size {lr:e}"))?;
                 loss_sum += loss;
                 continue;
             }
@@ -518,12 +513,7 @@ pub fn fit(
             let out = unsafe { std::slice::from_raw_parts(out, n * q) };
             let loss = p.loss.eval(out, &yb[..n * q], n, q, &mut ws.dz[nl - 1][..n * q]);
             grad_scratch = yb;
-            if !loss.is_finite() {
-                return Err(StageError::msg(format!(
-                    "loss became {loss} at epoch {epoch}, step {} (learning rate {lr:e}); nothing is cached for this stage",
-                    step + 1
-                )));
-            }
+            check_finite(loss, epoch, step, &format!("learning rate {lr:e}"))?;
             loss_sum += loss;
             model.backward(&mut ws, n, threads);
             for (l, layer) in model.layers.iter_mut().enumerate() {
@@ -577,6 +567,17 @@ pub fn fit(
         }
     }
     Ok(Trained { model, history, saved })
+}
+
+/// A loss that became NaN or infinite fails the stage, naming where and at what rate.
+fn check_finite(loss: f64, epoch: usize, step: usize, rate: &str) -> StageResult<()> {
+    if loss.is_finite() {
+        return Ok(());
+    }
+    Err(StageError::msg(format!(
+        "loss became {loss} at epoch {epoch}, step {} ({rate}); nothing is cached for this stage",
+        step + 1
+    )))
 }
 
 /// Every weight and bias of the model in one vector (per layer: weights, then biases).

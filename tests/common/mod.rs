@@ -47,6 +47,21 @@ impl Proj {
     }
 }
 
+/// A project holding copies of the named files of this repository's `pipelines/`.
+pub fn project_with(pipelines: &[&str]) -> Proj {
+    let p = Proj::new();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    for name in pipelines {
+        p.write(&format!("pipelines/{name}"), &std::fs::read_to_string(src.join(name)).unwrap());
+    }
+    p
+}
+
+/// The JSON output of a tabulate report, `reports/<name>.json`.
+pub fn report(p: &Proj, name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p.path(&format!("reports/{name}.json"))).unwrap()).unwrap()
+}
+
 /// Names of the instances with a given status in a `--json` run document.
 pub fn with_status(doc: &serde_json::Value, status: &str) -> Vec<String> {
     let mut v: Vec<String> = doc["stages"]
