@@ -136,7 +136,7 @@ stage_params! {
     pub struct TrainParams {
         /// Hidden layer widths; [] is linear / logistic / softmax regression.
         hidden: Vec<usize> = vec![500],
-        /// Activation of every hidden layer, e.g. { name = "tanh" } or { name = "arelu", k = 0.6, n = 1.2 }.
+        /// Activation of every hidden layer, e.g. { name = "tanh" }, { name = "arelu", k = 0.6, n = 1.2 } or { name = "prelu", learnable = true } (L-BFGS keeps PReLU slopes fixed).
         activation: Activation = Activation::Tanh,
         /// Per-hidden-layer activations (overrides `activation` when non-empty).
         activations: Vec<Activation> = vec![],
@@ -338,6 +338,7 @@ pub fn fit(
     let mut ws = model.workspace(batch);
     let mut states: Vec<(State, State)> =
         model.layers.iter().map(|l| (p.optimizer.state(l.w.len()), p.optimizer.state(l.b.len()))).collect();
+    let mut slope_states: Vec<State> = model.layers.iter().map(|_| p.optimizer.state(1)).collect();
     let mut batch_rng = rng(seed, "batches");
     let mut drop_rng = rng(seed, "dropout");
     let mut lr = p.lr;
@@ -526,6 +527,11 @@ pub fn fit(
                 let scale = if l > 0 { p.lr_scale_after_first } else { 1.0 };
                 p.optimizer.step(&mut layer.w, &ws.gw[l], &mut states[l].0, lr * scale);
                 p.optimizer.step(&mut layer.b, &ws.gb[l], &mut states[l].1, lr);
+                if let Activation::Prelu { alpha, learnable: true } = layer.act {
+                    let mut a = [alpha];
+                    p.optimizer.step(&mut a, &[ws.ga[l]], &mut slope_states[l], lr * scale);
+                    layer.act = Activation::Prelu { alpha: a[0], learnable: true };
+                }
             }
         }
         let mut h = serde_json::Map::new();
@@ -881,6 +887,33 @@ mod tests {
         let t = fit(&p, &x, &y, 1, None, 4, 1, None).unwrap();
         let (w, b) = (t.model.layers[0].w[0], t.model.layers[0].b[0]);
         assert!((w - 2.0).abs() < 1e-3 && (b - 1.0).abs() < 1e-3, "w {w}, b {b}");
+    }
+
+    /// A learnable PReLU recovers the slope of data made by one: y = x for x ≥ 0 and 0.1·x
+    /// below. A 1 → 1 → 1 network with positive weights represents it exactly with α = 0.1 (any
+    /// w, v > 0 with v·w = 1, zero biases; negative w would mirror it to α = 10), so from
+    /// w = v = 0.5 training moves α from 0.25 to near 0.1; a fixed slope stays at 0.25.
+    #[test]
+    fn learnable_prelu_learns_the_slope() {
+        let x: Vec<f32> = (0..40).map(|i| i as f32 / 10.0 - 2.0).collect();
+        let y: Vec<f32> = x.iter().map(|v| if *v >= 0.0 { *v } else { 0.1 * v }).collect();
+        let p = |learnable: bool| TrainParams {
+            hidden: vec![1],
+            activation: Activation::Prelu { alpha: 0.25, learnable },
+            init: Init::Constant { weight: 0.5, bias: 0.0 },
+            loss: Loss::Mse,
+            optimizer: sgd(0.9, false),
+            lr: 0.02,
+            epochs: 3000,
+            batch: 40,
+            ..Default::default()
+        };
+        let t = fit(&p(true), &x, &y, 1, None, 2, 1, None).unwrap();
+        let Activation::Prelu { alpha, .. } = t.model.layers[0].act else { panic!() };
+        let final_loss = t.history.last().unwrap()["train_loss"].as_f64().unwrap();
+        assert!((alpha - 0.1).abs() < 0.03, "α {alpha}, loss {final_loss}");
+        let fixed = fit(&p(false), &x, &y, 1, None, 2, 1, None).unwrap();
+        assert_eq!(fixed.model.layers[0].act, Activation::Prelu { alpha: 0.25, learnable: false });
     }
 
     #[test]

@@ -15,10 +15,13 @@ pub enum Activation {
         #[serde(default = "leaky_alpha")]
         alpha: f32,
     },
-    /// PReLU with a fixed slope (initial value of PyTorch's learnable parameter, 0.25).
+    /// PReLU: max(αx, x) with α = 0.25 to start (PyTorch's `nn.PReLU()`); `learnable = true`
+    /// trains α (one slope per layer, as `nn.PReLU()` with one parameter), otherwise it stays fixed.
     Prelu {
         #[serde(default = "prelu_alpha")]
         alpha: f32,
+        #[serde(default)]
+        learnable: bool,
     },
     Elu {
         #[serde(default = "one")]
@@ -77,7 +80,7 @@ impl Activation {
             Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Activation::Tanh => x.tanh(),
             Activation::Relu => x.max(0.0),
-            Activation::LeakyRelu { alpha } | Activation::Prelu { alpha } => {
+            Activation::LeakyRelu { alpha } | Activation::Prelu { alpha, .. } => {
                 if x >= 0.0 {
                     x
                 } else {
@@ -140,7 +143,7 @@ impl Activation {
                     0.0
                 }
             }
-            Activation::LeakyRelu { alpha } | Activation::Prelu { alpha } => {
+            Activation::LeakyRelu { alpha } | Activation::Prelu { alpha, .. } => {
                 if z >= 0.0 {
                     1.0
                 } else {
@@ -208,7 +211,7 @@ mod tests {
             Activation::Tanh,
             Activation::Relu,
             Activation::LeakyRelu { alpha: 0.01 },
-            Activation::Prelu { alpha: 0.25 },
+            Activation::Prelu { alpha: 0.25, learnable: false },
             Activation::Elu { alpha: 1.0 },
             Activation::Selu,
             Activation::Gelu,

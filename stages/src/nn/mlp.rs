@@ -49,6 +49,8 @@ pub struct Workspace {
     pub dz: Vec<Vec<f32>>,
     pub gw: Vec<Vec<f32>>,
     pub gb: Vec<Vec<f32>>,
+    /// dL/dα of each layer whose activation is a learnable PReLU (0 for the others).
+    pub ga: Vec<f32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,6 +109,7 @@ impl Mlp {
             ws.dz.push(vec![0.0; rows * l.fan_out]);
             ws.gw.push(vec![0.0; l.fan_in * l.fan_out]);
             ws.gb.push(vec![0.0; l.fan_out]);
+            ws.ga.push(0.0);
         }
         ws
     }
@@ -155,6 +158,17 @@ impl Mlp {
         for l in (0..self.layers.len()).rev() {
             let layer = &self.layers[l];
             let (fi, fo) = (layer.fan_in, layer.fan_out);
+            // A learnable PReLU slope: dL/dα = Σ over z < 0 of dL/da · z (fixed blocks, in order).
+            if let Activation::Prelu { learnable: true, .. } = layer.act {
+                let parts: Vec<f64> = ws.dz[l][..rows * fo]
+                    .par_chunks(PAR)
+                    .zip(ws.z[l][..rows * fo].par_chunks(PAR))
+                    .map(|(d, z)| {
+                        d.iter().zip(z).filter(|(_, z)| **z < 0.0).map(|(d, z)| f64::from(*d) * f64::from(*z)).sum()
+                    })
+                    .collect();
+                ws.ga[l] = parts.iter().sum::<f64>() as f32;
+            }
             // dz currently holds dL/da; turn it into dL/dz.
             if layer.act != Activation::Identity {
                 let act = layer.act;
@@ -334,6 +348,32 @@ mod tests {
                 assert!((fd - ws.gb[l][i] as f64).abs() < 1e-3, "layer {l} b{i}");
             }
         }
+    }
+
+    /// dL/dα of a learnable PReLU hidden layer against a central finite difference in α.
+    #[test]
+    fn learnable_prelu_slope_gradient() {
+        let mut m = net();
+        m.layers[0].act = Activation::Prelu { alpha: 0.25, learnable: true };
+        let x = [0.5f32, -1.0, 2.0, 0.1, 0.3, -0.7];
+        let y = [0.2f32, 0.9, 0.6, 0.1];
+        let mut ws = m.workspace(2);
+        ws.inp[0].copy_from_slice(&x);
+        m.forward(&mut ws, 2, None, 1);
+        let out = m.output(&ws, 2).to_vec();
+        let last = m.layers.len() - 1;
+        Loss::Mse.eval(&out, &y, 2, 2, &mut ws.dz[last]);
+        m.backward(&mut ws, 2, 1);
+        assert!(ws.z[0].iter().any(|z| *z < 0.0), "the test needs negative pre-activations");
+        let with = |a: f32| {
+            let mut k = m.clone();
+            k.layers[0].act = Activation::Prelu { alpha: a, learnable: true };
+            loss_of(&k, &x, &y)
+        };
+        let h = 1e-2f32;
+        let fd = (with(0.25 + h) - with(0.25 - h)) / (2.0 * h as f64);
+        assert!((fd - ws.ga[0] as f64).abs() < 1e-3, "fd {fd} vs {}", ws.ga[0]);
+        assert_eq!(ws.ga[1], 0.0);
     }
 
     /// The same gradients from candle's autograd (an independent implementation).
