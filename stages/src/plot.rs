@@ -161,8 +161,12 @@ pub fn draw_svg(p: &PlotParams, curves: &[Curve]) -> StageResult<String> {
             }};
         }
         if p.log_y {
-            let lo = y0.max(1e-12);
-            body!(builder.build_cartesian_2d(x0..x1, (lo..y1 * 1.05).log_scale()).map_err(|e| err(e.to_string()))?);
+            // Whole decades, so that the axis has labelled powers of ten even when the data
+            // spans less than one (plotters places log ticks at powers of the base only).
+            // (Just below the decade: plotters finds its first tick by a rounded ceil(log10).)
+            let lo = 10f64.powf(y0.max(1e-12).log10().floor()) * (1.0 - 1e-9);
+            let hi = 10f64.powf(y1.max(lo).log10().ceil()).max(lo * 10.0);
+            body!(builder.build_cartesian_2d(x0..x1, (lo..hi).log_scale()).map_err(|e| err(e.to_string()))?);
         } else {
             let pad = (y1 - y0) * 0.05;
             body!(builder.build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad)).map_err(|e| err(e.to_string()))?);
@@ -175,7 +179,7 @@ pub fn draw_svg(p: &PlotParams, curves: &[Curve]) -> StageResult<String> {
 impl TypedStage for Plot {
     type Params = PlotParams;
     const KIND: &'static str = "plot";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
     const DOC: &'static str = "Line plot (SVG) of a per-epoch history field (lr, train_loss, eval_mae, …) over many training runs: one line per combination of the `series` axes, averaged over the rest. The LALR paper's Figures 1–4.";
     const USES_SEED: bool = false;
     const USES_INPUT_AXES: bool = true;
@@ -213,6 +217,10 @@ mod tests {
         let svg = draw_svg(&p, &c).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{}", &svg[..200.min(svg.len())]);
         assert_eq!(svg, draw_svg(&p, &c).unwrap());
+        // A log axis over less than a decade still gets labelled ticks (1e-4 here).
+        let lg = PlotParams { log_y: true, y: "lr".into(), ..Default::default() };
+        let svg = draw_svg(&lg, &[("a".to_string(), vec![(1.0, 5e-4), (2.0, 1.9e-4)])]).unwrap();
+        assert!(svg.contains("1.0e-4"), "no tick label on the log axis");
         // from_epoch keeps epochs ≥ 2 only.
         let late = PlotParams { from_epoch: 2, ..p };
         let c = curves(&late, &[(ax("a", 1), h(1.0))]).unwrap();
