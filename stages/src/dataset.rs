@@ -37,6 +37,11 @@ impl Dataset {
     pub fn rows(&self) -> usize {
         self.ids.len()
     }
+    /// No rows and no columns: what an `optional` load writes when its file was not given.
+    /// Stages pass it on (split, standardize, train) or report null metrics (evaluate, gd).
+    pub fn is_absent(&self) -> bool {
+        self.rows() == 0 && self.features.is_empty()
+    }
     pub fn p(&self) -> usize {
         self.features.len()
     }

@@ -395,7 +395,7 @@ impl TypedStage for Gd {
         }
         m.insert("eval_accuracy".into(), Value::Null);
         m.insert("accuracy".into(), Value::Null);
-        if d.rows() == 0 {
+        if d.is_absent() {
             m.insert("status".into(), "data not bundled".into());
             write_json(&ctx.output("metrics"), &m)?;
             write_json(&ctx.output("history"), &json!([]))?;

@@ -157,6 +157,13 @@ impl TypedStage for Split {
 
     fn run(&self, p: &SplitParams, ctx: &Ctx) -> StageResult<Metrics> {
         let d = Dataset::read(&ctx.input("input")?.path)?;
+        if d.is_absent() {
+            // A dataset the user did not supply (an `optional` load): every part is empty too.
+            for name in Self::outputs(p) {
+                d.write(&ctx.output(&name))?;
+            }
+            return Ok(Metrics::new());
+        }
         let parts = assign(d.rows(), p, d.labels.as_deref(), ctx.base_seed)?;
         let mut m = Metrics::new();
         for (name, idx) in Self::outputs(p).iter().zip(&parts) {

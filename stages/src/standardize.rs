@@ -138,6 +138,11 @@ impl TypedStage for Standardize {
 
     fn run(&self, p: &StdParams, ctx: &Ctx) -> StageResult<Metrics> {
         let mut d = Dataset::read(&ctx.input("input")?.path)?;
+        if d.is_absent() {
+            d.write(&ctx.output("out"))?;
+            write_json(&ctx.output("stats"), &serde_json::json!({}))?;
+            return Ok(Metrics::new());
+        }
         d.validate("input")?;
         let fit_on = match ctx.optional_input("fit") {
             Some(f) => {
