@@ -114,7 +114,14 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
                     if s.reasons.is_empty() {
                         println!("{tag}  {}", s.name);
                     } else {
-                        println!("{tag}  {}: {}", s.name, s.reasons.join("; "));
+                        // A table over hundreds of instances would print each stale input:
+                        // the text shows the first few (`--json` has them all).
+                        const SHOWN: usize = 4;
+                        let mut text = s.reasons.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
+                        if s.reasons.len() > SHOWN {
+                            text.push_str(&format!("; and {} more (all of them with --json)", s.reasons.len() - SHOWN));
+                        }
+                        println!("{tag}  {}: {text}", s.name);
                     }
                 }
             }
