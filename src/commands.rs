@@ -306,7 +306,10 @@ fn publish(plan: &Plan, store: &Store, root: &Path, records: &[Option<Record>]) 
             .into_iter()
             .filter_map(|u| {
                 let r = records[u].as_ref()?;
-                Some(json!({"instance": plan.instances[u].name, "kind": r.key_input.kind, "key": r.key, "params": r.key_input.params, "seconds": r.seconds, "environment": r.environment}))
+                // No wall time here: the sidecar says what produced each number, and stays
+                // byte-identical when a rerun on the same kind of machine reproduces it
+                // (timings are in the run records: `repro explain`).
+                Some(json!({"instance": plan.instances[u].name, "kind": r.key_input.kind, "key": r.key, "params": r.key_input.params, "environment": r.environment}))
             })
             .collect();
         // Cells: tabulate's JSON output lists, per cell, the indices of the inputs behind it.
