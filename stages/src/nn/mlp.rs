@@ -316,18 +316,24 @@ mod tests {
         Loss::Mse.eval(m.output(&ws, 2), y, 2, 2, &mut g)
     }
 
+    /// One forward and backward pass of the MSE loss on two rows: the workspace with gradients.
+    fn gradients(m: &Mlp, x: &[f32], y: &[f32]) -> Workspace {
+        let mut ws = m.workspace(2);
+        ws.inp[0].copy_from_slice(x);
+        m.forward(&mut ws, 2, None, 1);
+        let out = m.output(&ws, 2).to_vec();
+        let last = m.layers.len() - 1;
+        Loss::Mse.eval(&out, y, 2, 2, &mut ws.dz[last]);
+        m.backward(&mut ws, 2, 1);
+        ws
+    }
+
     #[test]
     fn backward_matches_finite_differences() {
         let m = net();
         let x = [0.5f32, -1.0, 2.0, 0.1, 0.3, -0.7];
         let y = [0.2f32, 0.9, 0.6, 0.1];
-        let mut ws = m.workspace(2);
-        ws.inp[0].copy_from_slice(&x);
-        m.forward(&mut ws, 2, None, 1);
-        let out = m.output(&ws, 2).to_vec();
-        let last = m.layers.len() - 1;
-        Loss::Mse.eval(&out, &y, 2, 2, &mut ws.dz[last]);
-        m.backward(&mut ws, 2, 1);
+        let ws = gradients(&m, &x, &y);
         for l in 0..m.layers.len() {
             for i in 0..m.layers[l].w.len() {
                 let h = 1e-2f32;
@@ -357,13 +363,7 @@ mod tests {
         m.layers[0].act = Activation::Prelu { alpha: 0.25, learnable: true };
         let x = [0.5f32, -1.0, 2.0, 0.1, 0.3, -0.7];
         let y = [0.2f32, 0.9, 0.6, 0.1];
-        let mut ws = m.workspace(2);
-        ws.inp[0].copy_from_slice(&x);
-        m.forward(&mut ws, 2, None, 1);
-        let out = m.output(&ws, 2).to_vec();
-        let last = m.layers.len() - 1;
-        Loss::Mse.eval(&out, &y, 2, 2, &mut ws.dz[last]);
-        m.backward(&mut ws, 2, 1);
+        let ws = gradients(&m, &x, &y);
         assert!(ws.z[0].iter().any(|z| *z < 0.0), "the test needs negative pre-activations");
         let with = |a: f32| {
             let mut k = m.clone();
