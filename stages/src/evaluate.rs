@@ -216,19 +216,13 @@ impl TypedStage for Evaluate {
                 let pick = |v: &[f32]| -> Vec<f32> {
                     v.chunks(q).flat_map(|r| r[mid * qb..(mid + 1) * qb].to_vec()).collect()
                 };
-                let (mae, rmse, per) = regression(&pick(&pred), &pick(&yy), qb);
-                m.insert("mae".into(), mae.into());
-                m.insert("rmse".into(), rmse.into());
-                if p.per_target {
-                    m.insert("mae_per_target".into(), per.into());
-                }
-            } else {
-                let (mae, rmse, per) = regression(&pred, &yy, q);
-                m.insert("mae".into(), mae.into());
-                m.insert("rmse".into(), rmse.into());
-                if p.per_target {
-                    m.insert("mae_per_target".into(), per.into());
-                }
+                (pred, yy) = (pick(&pred), pick(&yy));
+            }
+            let (mae, rmse, per) = regression(&pred, &yy, qb);
+            m.insert("mae".into(), mae.into());
+            m.insert("rmse".into(), rmse.into());
+            if p.per_target {
+                m.insert("mae_per_target".into(), per.into());
             }
         }
         write_json(&ctx.output("metrics"), &m)?;

@@ -16,7 +16,7 @@ use crate::nn::act::Activation;
 use crate::nn::init::Init;
 use crate::nn::lbfgs::{Lbfgs, LbfgsConfig};
 use crate::nn::loss::{sbqc_probability, Loss};
-use crate::nn::mlp::Mlp;
+use crate::nn::mlp::{Mlp, Workspace};
 use crate::nn::optim::{Optimizer, State};
 use crate::params::ParamError;
 use crate::rng::{permutation, rng, Rng};
@@ -372,16 +372,7 @@ pub fn fit(
         }
         let mut lalr_info = serde_json::Value::Null;
         if let Some(k) = lalr {
-            // Evaluation mode over sequential batches of the training rows.
-            let (mut kz, mut ka, mut ky) = (0f64, 0f64, 0f64);
-            for start in (0..rows).step_by(batch) {
-                let n = batch.min(rows - start);
-                ws_input(&mut ws.inp[0], x, pin, start, n);
-                model.forward(&mut ws, n, None, threads);
-                kz = kz.max(frob(model.penultimate(&ws, n)));
-                ka = ka.max(frob(model.output(&ws, n)));
-                ky = ky.max(frob(&y[start * q..(start + n) * q]));
-            }
+            let BatchNorms { kz, ka, ky, .. } = batch_norms(&model, &mut ws, x, y, batch, threads);
             let (m, ynorm) = match k.m {
                 MChoice::Batch => (
                     batch as f64,
@@ -401,8 +392,7 @@ pub fn fit(
             let classes = q;
             let mut l = p.loss.lipschitz(kz, ka, ynorm, m, classes);
             if p.weight_decay > 0.0 {
-                let maxw = model.layers.iter().map(|l| frob(&l.w)).fold(0.0, f64::max);
-                l += p.weight_decay * maxw;
+                l += p.weight_decay * max_weight_norm(&model);
             }
             let raw = k.scale / l;
             lr = raw.clamp(k.floor, k.cap);
@@ -410,19 +400,9 @@ pub fn fit(
                 serde_json::json!({"kz": kz, "ka": ka, "y_norm": ynorm, "m": m, "lipschitz": l, "unclamped_lr": raw});
         }
         if let Policy::LipschitzAdaptive { rule, first_lr, bias_correction } = p.policy {
-            let (mut kz, mut ka, mut ky, mut sq) = (0f64, 0f64, 0f64, 0f64);
-            for start in (0..rows).step_by(batch) {
-                let n = batch.min(rows - start);
-                ws_input(&mut ws.inp[0], x, pin, start, n);
-                model.forward(&mut ws, n, None, threads);
-                let z = model.penultimate(&ws, n);
-                kz = kz.max(frob(z));
-                sq = sq.max(z.iter().map(|v| (*v as f64).powi(4)).sum::<f64>().sqrt());
-                ka = ka.max(frob(model.output(&ws, n)));
-                ky = ky.max(frob(&y[start * q..(start + n) * q]));
-            }
+            let BatchNorms { kz, ka, ky, sq } = batch_norms(&model, &mut ws, x, y, batch, threads);
             let c = p.loss.lipschitz(1.0, ka, ky, batch as f64, q);
-            let maxw = model.layers.iter().map(|l| frob(&l.w)).fold(0.0, f64::max);
+            let maxw = max_weight_norm(&model);
             let lam = p.weight_decay;
             let k_ = c * kz + lam * maxw;
             let s_ = c * c * sq + 2.0 * lam * maxw * c * kz;
@@ -599,6 +579,36 @@ fn unflatten(m: &mut Mlp, v: &[f64]) {
             i += 1;
         }
     }
+}
+
+/// Maxima over sequential batches of the training rows, in evaluation mode (dropout off):
+/// ‖penultimate activations‖_F (Kz), ‖Z∘Z‖_F, ‖outputs‖_F (Ka) and ‖targets‖_F.
+struct BatchNorms {
+    kz: f64,
+    ka: f64,
+    ky: f64,
+    sq: f64,
+}
+
+fn batch_norms(model: &Mlp, ws: &mut Workspace, x: &[f32], y: &[f32], batch: usize, threads: usize) -> BatchNorms {
+    let (pin, q) = (model.inputs(), model.outputs());
+    let rows = y.len() / q;
+    let mut b = BatchNorms { kz: 0.0, ka: 0.0, ky: 0.0, sq: 0.0 };
+    for start in (0..rows).step_by(batch) {
+        let n = batch.min(rows - start);
+        ws_input(&mut ws.inp[0], x, pin, start, n);
+        model.forward(ws, n, None, threads);
+        let z = model.penultimate(ws, n);
+        b.kz = b.kz.max(frob(z));
+        b.sq = b.sq.max(z.iter().map(|v| (*v as f64).powi(4)).sum::<f64>().sqrt());
+        b.ka = b.ka.max(frob(model.output(ws, n)));
+        b.ky = b.ky.max(frob(&y[start * q..(start + n) * q]));
+    }
+    b
+}
+
+fn max_weight_norm(model: &Mlp) -> f64 {
+    model.layers.iter().map(|l| frob(&l.w)).fold(0.0, f64::max)
 }
 
 fn ws_input(dst: &mut [f32], x: &[f32], p: usize, start: usize, n: usize) {
