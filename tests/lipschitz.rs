@@ -2,7 +2,7 @@
 //! ones the authors' notebooks printed where the data is the same.
 
 mod common;
-use common::{project_with, report, Proj};
+use common::{project_with, report, run_ok, Proj};
 use serde_json::Value;
 
 fn project() -> Proj {
@@ -34,8 +34,7 @@ fn claims_held(r: &Value) -> Vec<(String, Value)> {
 #[test]
 fn table1_reproduces_the_printed_constants() {
     let p = project();
-    let doc = p.run_json(&["pipelines/lipschitz_table1.toml"]);
-    assert_eq!(doc["failed"], 0, "{doc}");
+    run_ok(&p, &["pipelines/lipschitz_table1.toml"]);
     let r = report(&p, "lipschitz_table1");
     let inv = cell(&r, "Boston housing", "α = 1/L 1/L")["mean"].as_f64().unwrap();
     assert!((inv - 8.314).abs() < 5e-4, "{inv}");
@@ -60,8 +59,7 @@ fn user_supplied_file_fills_its_row() {
         csv.push_str(&format!("{},{y1},{}\n", x.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","), y1 * 2.0));
     }
     p.write("data/energy.csv", &csv);
-    let doc = p.run_json(&["pipelines/lipschitz_table1.toml", "--set", "energy_csv=data/energy.csv"]);
-    assert_eq!(doc["failed"], 0, "{doc}");
+    run_ok(&p, &["pipelines/lipschitz_table1.toml", "--set", "energy_csv=data/energy.csv"]);
     let r = report(&p, "lipschitz_table1");
     let c = cell(&r, "Energy efficiency (Y1)", "α = 1/L 1/L");
     assert!(c["mean"].as_f64().is_some_and(|v| v > 0.0), "{c}");
@@ -74,8 +72,7 @@ fn user_supplied_file_fills_its_row() {
 fn table2_and_optimizers_run() {
     let p = project();
     for name in ["lipschitz_table2", "lipschitz_optimizers"] {
-        let doc = p.run_json(&[&format!("pipelines/{name}.toml")]);
-        assert_eq!(doc["failed"], 0, "{name}: {doc}");
+        run_ok(&p, &[&format!("pipelines/{name}.toml")]);
     }
     let r = report(&p, "lipschitz_table2");
     let inv = cell(&r, "Digits (softmax, 200)", "α = 1/L 1/L")["mean"].as_f64().unwrap();

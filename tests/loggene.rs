@@ -2,7 +2,7 @@
 //! the multi-quantile heads with the crossing penalty.
 
 mod common;
-use common::{project_with, report, Proj};
+use common::{project_with, report, row_cells, run_ok, Proj};
 
 fn project() -> Proj {
     project_with(&["loggene_table3.toml", "loggene_quantiles.toml"])
@@ -14,12 +14,9 @@ fn project() -> Proj {
 #[test]
 fn table3_cross_validates_and_takes_user_files() {
     let p = project();
-    let doc = p.run_json(&["pipelines/loggene_table3.toml"]);
-    assert_eq!(doc["failed"], 0, "{doc}");
+    run_ok(&p, &["pipelines/loggene_table3.toml"]);
     let r = report(&p, "loggene_table3");
-    let cells = r["cells"].as_array().unwrap();
-    let row = |name: &str| -> Vec<&serde_json::Value> { cells.iter().filter(|c| c["row"] == name).collect() };
-    let bc = row("Breast cancer (diagnostic, bundled)");
+    let bc = row_cells(&r, "Breast cancer (diagnostic, bundled)");
     assert_eq!(bc.len(), 16);
     for c in &bc {
         assert_eq!(c["n"], 5, "{c}");
@@ -27,7 +24,7 @@ fn table3_cross_validates_and_takes_user_files() {
             assert!(c["mean"].as_f64().unwrap() > 0.9, "{c}");
         }
     }
-    assert!(row("Heart disease").iter().all(|c| c["value"] == "n/b"));
+    assert!(row_cells(&r, "Heart disease").iter().all(|c| c["value"] == "n/b"));
 
     let mut csv = String::from("a,b,c,label\n");
     for i in 0..60 {
@@ -36,11 +33,9 @@ fn table3_cross_validates_and_takes_user_files() {
         csv.push_str(&format!("{},{},{},{y}\n", s * (1.0 + (i % 7) as f64 / 7.0), (i % 5) as f64, s * 0.5));
     }
     p.write("data/heart.csv", &csv);
-    let doc = p.run_json(&["pipelines/loggene_table3.toml", "--set", "csv_heart=data/heart.csv"]);
-    assert_eq!(doc["failed"], 0, "{doc}");
+    run_ok(&p, &["pipelines/loggene_table3.toml", "--set", "csv_heart=data/heart.csv"]);
     let r = report(&p, "loggene_table3");
-    let cells = r["cells"].as_array().unwrap();
-    let heart: Vec<&serde_json::Value> = cells.iter().filter(|c| c["row"] == "Heart disease").collect();
+    let heart = row_cells(&r, "Heart disease");
     assert_eq!(heart.len(), 16);
     for c in heart {
         assert_eq!(c["n"], 5, "{c}");
@@ -53,8 +48,7 @@ fn table3_cross_validates_and_takes_user_files() {
 #[test]
 fn crossing_penalty_reduces_crossings() {
     let p = project();
-    let doc = p.run_json(&["pipelines/loggene_quantiles.toml"]);
-    assert_eq!(doc["failed"], 0, "{doc}");
+    run_ok(&p, &["pipelines/loggene_quantiles.toml"]);
     let r = report(&p, "loggene_quantiles");
     for c in r["claims"].as_array().unwrap() {
         assert_eq!(c["held"], true, "{c}");

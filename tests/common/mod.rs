@@ -57,6 +57,18 @@ pub fn project_with(pipelines: &[&str]) -> Proj {
     p
 }
 
+/// `repro run --json …` that must not fail a stage: the parsed document.
+pub fn run_ok(p: &Proj, args: &[&str]) -> serde_json::Value {
+    let doc = p.run_json(args);
+    assert_eq!(doc["failed"], 0, "{doc}");
+    doc
+}
+
+/// The cells of one row of a tabulate report's JSON.
+pub fn row_cells<'a>(report: &'a serde_json::Value, row: &str) -> Vec<&'a serde_json::Value> {
+    report["cells"].as_array().unwrap().iter().filter(|c| c["row"] == row).collect()
+}
+
 /// The JSON output of a tabulate report, `reports/<name>.json`.
 pub fn report(p: &Proj, name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p.path(&format!("reports/{name}.json"))).unwrap()).unwrap()
