@@ -76,8 +76,8 @@ fn bench_plan(instances: usize) {
     let times: Vec<Duration> = (0..5)
         .map(|_| {
             let t = Instant::now();
-            let spec = repro::spec::load(&path, &Default::default()).unwrap();
-            let plan = repro::plan::plan(spec).unwrap();
+            let spec = repro_engine::spec::load(&path, &Default::default()).unwrap();
+            let plan = repro_engine::plan::plan(spec, repro_stages::registry()).unwrap();
             assert_eq!(plan.instances.len(), instances + 1);
             t.elapsed()
         })
@@ -104,11 +104,11 @@ fn bench_hash() {
             left -= n;
         }
     }
-    repro::store::hash_file(&path).unwrap(); // warm the page cache
+    repro_engine::store::hash_file(&path).unwrap(); // warm the page cache
     let times: Vec<Duration> = (0..5)
         .map(|_| {
             let t = Instant::now();
-            repro::store::hash_file(&path).unwrap();
+            repro_engine::store::hash_file(&path).unwrap();
             t.elapsed()
         })
         .collect();

@@ -1,10 +1,7 @@
-//! The command line: parse, dispatch, map errors to exit codes (0 ok, 1 a stage failed,
-//! 2 invalid pipeline or usage, 130 interrupted).
+//! The command line's grammar (clap): every subcommand with its arguments and help. What each
+//! one does is in `commands/`, one file per subcommand.
 
-use crate::commands;
-use crate::diag::{exit, render, Error};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -114,45 +111,4 @@ pub enum Command {
     },
     /// Re-hash every object; report and quarantine corrupt ones.
     Verify,
-}
-
-pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { exit::INVALID } else { exit::OK };
-            let _ = e.print();
-            return code;
-        }
-    };
-    let filter = match (cli.quiet, cli.verbose) {
-        (true, _) => "error",
-        (_, 0) => "warn",
-        (_, 1) => "info",
-        _ => "debug",
-    };
-    let env_filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(env_filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-    let _ = ctrlc::set_handler(|| {
-        if crate::exec::CANCEL.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::process::exit(exit::INTERRUPTED);
-        }
-        eprintln!("interrupted: letting running stages stop (Ctrl-C again to abort)");
-    });
-    match commands::dispatch(&cli) {
-        Ok(code) => code,
-        Err(Error::Invalid(problems, sources)) => {
-            eprint!("{}", render(&problems, &sources, std::io::stderr().is_terminal()));
-            exit::INVALID
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            e.exit_code()
-        }
-    }
 }

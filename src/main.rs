@@ -1,3 +1,60 @@
+//! `repro`: regenerate the result tables of machine-learning papers from declarative,
+//! content-addressed pipelines.
+//!
+//! The binary is thin: [`cli`] is the grammar, [`commands`] one file per subcommand on top of
+//! `repro-engine`, and the stage kinds come from `repro-stages`. `main` parses, dispatches and
+//! maps the error to the exit code (0 ok, 1 a stage failed, 2 invalid pipeline or usage,
+//! 130 interrupted).
+
+mod cli;
+mod commands;
+
+use clap::Parser;
+use cli::Cli;
+use repro_engine::diag::{exit, render, Error};
+use std::io::IsTerminal;
+
 fn main() {
-    std::process::exit(repro::cli::main());
+    std::process::exit(run());
+}
+
+fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::INVALID } else { exit::OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let filter = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let env_filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    let _ = ctrlc::set_handler(|| {
+        if repro_engine::exec::CANCEL.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(exit::INTERRUPTED);
+        }
+        eprintln!("interrupted: letting running stages stop (Ctrl-C again to abort)");
+    });
+    match commands::dispatch(&cli) {
+        Ok(code) => code,
+        Err(Error::Invalid(problems, sources)) => {
+            eprint!("{}", render(&problems, &sources, std::io::stderr().is_terminal()));
+            exit::INVALID
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
 }

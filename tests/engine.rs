@@ -201,7 +201,10 @@ fn corrupt_object_of(p: &Proj, content: &str) -> std::path::PathBuf {
         .find(|o| std::fs::read_to_string(o).ok().as_deref() == Some(content))
         .expect("object");
     let mut perm = std::fs::metadata(&obj).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
+    #[expect(
+        clippy::permissions_set_readonly_false,
+        reason = "the test makes a read-only object writable to corrupt it"
+    )]
     perm.set_readonly(false);
     std::fs::set_permissions(&obj, perm).unwrap();
     // Same length, different bytes, and an older mtime would not save it either: the
@@ -395,4 +398,33 @@ fn diamond_includes_load_the_shared_file_once() {
     let out = p.repro(&["dag", "pipelines/cyc.toml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("include cycle"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A stage that panics (here `train` on an empty dataset, a remainder by zero) used to leave
+/// the scheduler waiting forever on a dead worker; now it is that stage's failure: its
+/// message, exit code 1, and the process ends.
+#[test]
+fn a_stage_that_panics_fails_with_its_message_and_exit_1() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/p.toml",
+        "[stage.iris]\nkind = \"load\"\ndataset = \"iris\"\nhead = 0\n\n[stage.fit]\nkind = \"train\"\ndata = \"iris\"\nhidden = []\nloss = { name = \"softmax_ce\" }\nepochs = 1\n",
+    );
+    let mut child = p.cmd(&["run", "pipelines/p.toml"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("repro run hung after a stage panicked");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("FAILED  fit (train): stage panicked:"), "{stderr}");
+    assert!(stderr.contains("remainder with a divisor of zero"), "{stderr}");
 }

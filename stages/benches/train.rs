@@ -8,7 +8,7 @@ use repro_stages::nn::act::Activation;
 use repro_stages::nn::loss::Loss;
 use repro_stages::nn::optim::{Convention, Optimizer};
 use repro_stages::rng::{rng, Rng};
-use repro_stages::train::{fit, Batching, TrainParams};
+use repro_stages::train::{fit, Batching, FitData, TrainParams};
 use std::time::Instant;
 
 const ROWS: usize = 20_000;
@@ -39,10 +39,10 @@ fn ours(x: &[f32], y: &[f32], threads: usize) -> f64 {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| {
         let t = Instant::now();
-        fit(&p(1), x, y, Q, None, 1, threads, None).unwrap();
+        fit(&p(1), &FitData::new(x, y, Q), 1, threads, None).unwrap();
         let one = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        fit(&p(3), x, y, Q, None, 1, threads, None).unwrap();
+        fit(&p(3), &FitData::new(x, y, Q), 1, threads, None).unwrap();
         let three = t.elapsed().as_secs_f64();
         (three - one) / 2.0
     })

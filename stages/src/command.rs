@@ -6,8 +6,8 @@
 //! `code` are hashed by content into the cache key, so editing the script reruns the stage.
 //! A non-zero exit or a missing output fails the stage with the tail of stderr.
 
-use crate::params::ParamError;
-use crate::{stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
+use repro_core::ParamError;
+use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
 
 stage_params! {
     /// Params of `command`.

@@ -13,7 +13,7 @@
 //! with a fixed layout, so equal data gives equal bytes. Polars remains the reader of the
 //! user-facing formats (CSV, Parquet, IPC) in the `load` stage. See `benches/dataset.rs`.
 
-use crate::{StageError, StageResult};
+use repro_core::{StageError, StageResult, WithPath};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
 use std::path::Path;
@@ -141,7 +141,7 @@ impl Dataset {
 
     pub fn read(path: &Path) -> StageResult<Dataset> {
         let bad = |m: String| StageError::msg(format!("{}: not a dataset artifact: {m}", path.display()));
-        let file = std::fs::File::open(path)?;
+        let file = std::fs::File::open(path).with_path("open", path)?;
         // SAFETY: store objects are read-only and never modified in place.
         let map = unsafe { memmap2::Mmap::map(&file)? };
         let st = safetensors::SafeTensors::deserialize(&map).map_err(|e| bad(e.to_string()))?;

@@ -7,10 +7,10 @@
 
 use crate::dataset::Dataset;
 use crate::nn::linalg::{gemm, Op};
-use crate::params::ParamError;
 use crate::rng::{permutation, rng};
-use crate::{stage_params, Ctx, InputSlot, Metrics, StageResult, TypedStage};
 use rayon::prelude::*;
+use repro_core::ParamError;
+use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageResult, TypedStage};
 use std::collections::HashSet;
 
 stage_params! {
@@ -38,6 +38,10 @@ fn joined(d: &Dataset) -> (Vec<f32>, usize) {
 }
 
 /// Indices of the rows to keep, ascending.
+///
+/// One body of about 90 lines, on purpose: the three screens (exact hashes, k-means buckets,
+/// the within-bucket Gram screen with exact distances) share their buffers and the order of
+/// the seeded k-means draws, which splitting would obscure.
 pub fn keep_rows(m: &[f32], cols: usize, p: &DedupeParams, seed: u64, threads: usize) -> Vec<usize> {
     let n = m.len() / cols.max(1);
     let mut seen = HashSet::new();

@@ -8,11 +8,11 @@
 //! multiclass: macro averages), log-loss.
 
 use crate::dataset::Dataset;
+use crate::metrics::targets_for;
 use crate::nn::loss::{sbqc_probability, Loss};
 use crate::nn::mlp::Mlp;
 use crate::standardize::Stats;
-use crate::train::targets_for;
-use crate::{read_json, stage_params, write_json, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
+use repro_core::{read_json, stage_params, write_json, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +24,7 @@ pub enum Scale {
 
 stage_params! {
     /// Params of `evaluate`.
-    pub struct EvalParams {
+    pub struct EvaluateParams {
         /// "standardized" (as the model sees targets) or "original" (needs the `stats` input).
         scale: Scale = Scale::Standardized,
         /// Keep the per-target MAE vector in the output (large for thousands of targets).
@@ -96,7 +96,7 @@ pub fn classification(
 }
 
 impl TypedStage for Evaluate {
-    type Params = EvalParams;
+    type Params = EvaluateParams;
     const KIND: &'static str = "evaluate";
     const VERSION: u32 = 2;
     const DOC: &'static str = "Evaluate a model (or a saved epoch of it) on a dataset: MAE averaged over targets, RMSE and per-target MAE for regression (standardized or original scale); accuracy, Cohen's kappa, Jaccard, F1 and log-loss for classification. Output: metrics (JSON).";
@@ -107,15 +107,15 @@ impl TypedStage for Evaluate {
         InputSlot::optional("stats", "a standardize stage's stats, for scale = \"original\""),
     ];
 
-    fn outputs(_p: &EvalParams) -> Vec<String> {
+    fn outputs(_p: &EvaluateParams) -> Vec<String> {
         vec!["metrics".into()]
     }
 
-    fn threads(_p: &EvalParams) -> usize {
+    fn threads(_p: &EvaluateParams) -> usize {
         usize::MAX
     }
 
-    fn run(&self, p: &EvalParams, ctx: &Ctx) -> StageResult<Metrics> {
+    fn run(&self, p: &EvaluateParams, ctx: &Ctx) -> StageResult<Metrics> {
         let d = Dataset::read(&ctx.input("data")?.path)?;
         if d.is_absent() {
             // Data the user did not supply: every metric is null, and tables show it as missing.
@@ -136,100 +136,122 @@ impl TypedStage for Evaluate {
         }
         let loss: Loss = serde_json::from_value(info["loss"].clone()).unwrap_or(Loss::Mse);
         let (y, q) = targets_for(&d, &loss)?;
-        let mut pred = model.predict(&d.x, ctx.threads);
+        let pred = model.predict(&d.x, ctx.threads);
         let mut m = Metrics::new();
         m.insert("rows".into(), d.rows().into());
-        // The fitted parameters of a linear model with few weights (e.g. the lecture's θ).
-        if model.layers.len() == 1 && model.layers[0].w.len() <= 16 {
-            let l = &model.layers[0];
-            for (j, b) in l.b.iter().enumerate() {
-                let sfx = if l.fan_out == 1 { String::new() } else { format!("_{j}") };
-                m.insert(format!("bias{sfx}"), f64::from(*b).into());
-                for (i, f) in d.features.iter().enumerate() {
-                    m.insert(format!("weight_{f}{sfx}"), f64::from(l.w[i * l.fan_out + j]).into());
-                }
-            }
-        }
+        m.extend(linear_weights(&model, &d.features));
         if loss.is_classification() {
-            let (probs, k): (Vec<f64>, usize) = match loss {
-                Loss::SoftmaxCe => {
-                    let mut pr = Vec::with_capacity(pred.len());
-                    for row in pred.chunks(q) {
-                        let mx = row.iter().fold(f32::NEG_INFINITY, |a, v| a.max(*v)) as f64;
-                        let e: Vec<f64> = row.iter().map(|v| (*v as f64 - mx).exp()).collect();
-                        let s: f64 = e.iter().sum();
-                        pr.extend(e.iter().map(|v| v / s));
-                    }
-                    (pr, q)
-                }
-                Loss::Sbqc { tau } => (
-                    pred.iter()
-                        .flat_map(|z| {
-                            let p1 = sbqc_probability(*z as f64, tau);
-                            [1.0 - p1, p1]
-                        })
-                        .collect(),
-                    2,
-                ),
-                _ => (
-                    pred.iter()
-                        .flat_map(|z| {
-                            let p1 = 1.0 / (1.0 + (-(*z as f64)).exp());
-                            [1.0 - p1, p1]
-                        })
-                        .collect(),
-                    2,
-                ),
-            };
-            let truth: Vec<usize> = d.labels.as_ref().unwrap().iter().map(|v| *v as usize).collect();
-            let predicted: Vec<usize> =
-                probs.chunks(k).map(|r| (0..k).fold(0, |b, i| if r[i] > r[b] { i } else { b })).collect();
-            m.extend(classification(&truth, &predicted, &probs, k));
+            m.extend(classify(&loss, &pred, q, &d));
         } else {
-            let mut yy = y;
-            // Quantile heads: `q` columns are `heads` blocks of the `qb` targets.
-            let heads = loss.outputs_per_target();
-            let qb = q / heads;
-            if p.scale == Scale::Original {
-                let st: Stats = read_json(
-                    &ctx.input("stats")
-                        .map_err(|_| StageError::param("scale", "\"original\" needs the `stats` input"))?
-                        .path,
-                )?;
-                let ts = &st.targets;
-                if ts.shift.len() != qb {
-                    return Err(StageError::param(
-                        "stats",
-                        format!("stats cover {} targets, the data has {qb}", ts.shift.len()),
-                    ));
-                }
-                for row in pred.chunks_mut(q).chain(yy.chunks_mut(q)) {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = (*v as f64 * ts.scale[j % qb] + ts.shift[j % qb]) as f32;
-                    }
-                }
-            }
-            if heads > 1 {
-                m.extend(quantile_metrics(&pred, &yy, heads, qb));
-                // mae / rmse of the median head (heads odd) as the point prediction.
-                let mid = (heads - 1) / 2;
-                let pick = |v: &[f32]| -> Vec<f32> {
-                    v.chunks(q).flat_map(|r| r[mid * qb..(mid + 1) * qb].to_vec()).collect()
-                };
-                (pred, yy) = (pick(&pred), pick(&yy));
-            }
-            let (mae, rmse, per) = regression(&pred, &yy, qb);
-            m.insert("mae".into(), mae.into());
-            m.insert("rmse".into(), rmse.into());
-            if p.per_target {
-                m.insert("mae_per_target".into(), per.into());
-            }
+            m.extend(regress(p, ctx, &loss, pred, y, q)?);
         }
         write_json(&ctx.output("metrics"), &m)?;
         let mut short = m.clone();
         short.remove("mae_per_target");
         Ok(short)
     }
+}
+
+/// The fitted parameters of a linear model with few weights (e.g. the lecture's θ).
+fn linear_weights(model: &Mlp, features: &[String]) -> Metrics {
+    let mut m = Metrics::new();
+    if model.layers.len() == 1 && model.layers[0].w.len() <= 16 {
+        let l = &model.layers[0];
+        for (j, b) in l.b.iter().enumerate() {
+            let sfx = if l.fan_out == 1 { String::new() } else { format!("_{j}") };
+            m.insert(format!("bias{sfx}"), f64::from(*b).into());
+            for (i, f) in features.iter().enumerate() {
+                m.insert(format!("weight_{f}{sfx}"), f64::from(l.w[i * l.fan_out + j]).into());
+            }
+        }
+    }
+    m
+}
+
+/// Accuracy, kappa, Jaccard, F1 and log-loss of class probabilities from the logits.
+fn classify(loss: &Loss, pred: &[f32], q: usize, d: &Dataset) -> Metrics {
+    let (probs, k): (Vec<f64>, usize) = match *loss {
+        Loss::SoftmaxCe => {
+            let mut pr = Vec::with_capacity(pred.len());
+            for row in pred.chunks(q) {
+                let mx = row.iter().fold(f32::NEG_INFINITY, |a, v| a.max(*v)) as f64;
+                let e: Vec<f64> = row.iter().map(|v| (*v as f64 - mx).exp()).collect();
+                let s: f64 = e.iter().sum();
+                pr.extend(e.iter().map(|v| v / s));
+            }
+            (pr, q)
+        }
+        Loss::Sbqc { tau } => (
+            pred.iter()
+                .flat_map(|z| {
+                    let p1 = sbqc_probability(*z as f64, tau);
+                    [1.0 - p1, p1]
+                })
+                .collect(),
+            2,
+        ),
+        _ => (
+            pred.iter()
+                .flat_map(|z| {
+                    let p1 = 1.0 / (1.0 + (-(*z as f64)).exp());
+                    [1.0 - p1, p1]
+                })
+                .collect(),
+            2,
+        ),
+    };
+    let truth: Vec<usize> = d.labels.as_ref().unwrap().iter().map(|v| *v as usize).collect();
+    let predicted: Vec<usize> =
+        probs.chunks(k).map(|r| (0..k).fold(0, |b, i| if r[i] > r[b] { i } else { b })).collect();
+    classification(&truth, &predicted, &probs, k)
+}
+
+/// MAE, RMSE (and per-target MAE) on the standardized or original scale; for quantile heads,
+/// their coverage and crossing rate, and the point metrics of the median head.
+fn regress(
+    p: &EvaluateParams,
+    ctx: &Ctx,
+    loss: &Loss,
+    mut pred: Vec<f32>,
+    y: Vec<f32>,
+    q: usize,
+) -> StageResult<Metrics> {
+    let mut m = Metrics::new();
+    let mut yy = y;
+    // Quantile heads: `q` columns are `heads` blocks of the `qb` targets.
+    let heads = loss.outputs_per_target();
+    let qb = q / heads;
+    if p.scale == Scale::Original {
+        let st: Stats = read_json(
+            &ctx.input("stats").map_err(|_| StageError::param("scale", "\"original\" needs the `stats` input"))?.path,
+        )?;
+        let ts = &st.targets;
+        if ts.shift.len() != qb {
+            return Err(StageError::param(
+                "stats",
+                format!("stats cover {} targets, the data has {qb}", ts.shift.len()),
+            ));
+        }
+        for row in pred.chunks_mut(q).chain(yy.chunks_mut(q)) {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v as f64 * ts.scale[j % qb] + ts.shift[j % qb]) as f32;
+            }
+        }
+    }
+    if heads > 1 {
+        m.extend(quantile_metrics(&pred, &yy, heads, qb));
+        // mae / rmse of the median head (heads odd) as the point prediction.
+        let mid = (heads - 1) / 2;
+        let pick = |v: &[f32]| -> Vec<f32> { v.chunks(q).flat_map(|r| r[mid * qb..(mid + 1) * qb].to_vec()).collect() };
+        (pred, yy) = (pick(&pred), pick(&yy));
+    }
+    let (mae, rmse, per) = regression(&pred, &yy, qb);
+    m.insert("mae".into(), mae.into());
+    m.insert("rmse".into(), rmse.into());
+    if p.per_target {
+        m.insert("mae_per_target".into(), per.into());
+    }
+    Ok(m)
 }
 
 /// Quantile heads laid out head-major: per head h (τ_h = h/(heads + 1)) `coverage_<τ>`, the

@@ -23,9 +23,9 @@
 //! `status = "data not bundled"`.
 
 use crate::dataset::Dataset;
-use crate::params::ParamError;
 use crate::rng::{normal, rng};
-use crate::{stage_params, write_json, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
+use repro_core::ParamError;
+use repro_core::{stage_params, write_json, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 

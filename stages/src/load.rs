@@ -12,9 +12,9 @@
 //! file named by `path` / `y_path`).
 
 use crate::dataset::Dataset;
-use crate::params::ParamError;
-use crate::{stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
 use polars::prelude::*;
+use repro_core::ParamError;
+use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
 use std::path::Path;
 
 stage_params! {
@@ -142,9 +142,8 @@ fn select(selectors: &[String], names: &[String], param: &str) -> StageResult<Ve
                 Some(i) => out.push(i),
                 None => {
                     let known: Vec<&str> = names.iter().map(String::as_str).collect();
-                    let hint = crate::params::closest(s, &known)
-                        .map(|c| format!(" (did you mean `{c}`?)"))
-                        .unwrap_or_default();
+                    let hint =
+                        repro_core::closest(s, &known).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
                     return Err(StageError::param(param, format!("no column named `{s}`{hint}")));
                 }
             }

@@ -2,8 +2,8 @@
 //! epoch and MAE per epoch, Lipschitz vs decay), drawn with plotters into SVG. One line per
 //! combination of the `series` axes, averaged over the other axes (the replicates).
 
-use crate::{read_json, stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
 use plotters::prelude::*;
+use repro_core::{read_json, stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -91,7 +91,7 @@ pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) 
             s.1 += 1;
         }
     }
-    order.sort_by(|a, b| crate::tabulate::cmp_vals(&a.0, &b.0));
+    order.sort_by(|a, b| crate::values::cmp_vals(&a.0, &b.0));
     Ok(order
         .into_iter()
         .map(|(_, name)| {

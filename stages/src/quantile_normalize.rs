@@ -7,8 +7,8 @@
 
 use crate::dataset::Dataset;
 
-use crate::{stage_params, Ctx, InputSlot, Metrics, StageResult, TypedStage};
 use rayon::prelude::*;
+use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageResult, TypedStage};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +23,7 @@ pub enum Ties {
 
 stage_params! {
     /// Params of `quantile_normalize`.
-    pub struct QnParams {
+    pub struct QuantileNormalizeParams {
         /// How tied values within a profile are mapped: "mean" (preprocessCore) or "floor" (D-GEX code).
         ties: Ties = Ties::Mean,
     }
@@ -95,18 +95,18 @@ pub fn quantile_normalize_rows(m: &mut [f32], cols: usize, ties: Ties) {
 }
 
 impl TypedStage for QuantileNormalize {
-    type Params = QnParams;
+    type Params = QuantileNormalizeParams;
     const KIND: &'static str = "quantile_normalize";
     const VERSION: u32 = 1;
     const DOC: &'static str = "Quantile-normalize every profile (row) over all its columns (features and targets together, as D-GEX did over its 10,463 genes): each value becomes the mean sorted profile at its rank.";
     const USES_SEED: bool = false;
     const INPUTS: &'static [InputSlot] = &[InputSlot::one("input", "dataset to normalize")];
 
-    fn threads(_p: &QnParams) -> usize {
+    fn threads(_p: &QuantileNormalizeParams) -> usize {
         usize::MAX
     }
 
-    fn run(&self, p: &QnParams, ctx: &Ctx) -> StageResult<Metrics> {
+    fn run(&self, p: &QuantileNormalizeParams, ctx: &Ctx) -> StageResult<Metrics> {
         let mut d = Dataset::read(&ctx.input("input")?.path)?;
         d.validate("input")?;
         let (pp, q) = (d.p(), d.q());

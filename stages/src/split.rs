@@ -5,9 +5,9 @@
 //! shuffle (LogGENE uses stratified 5-fold).
 
 use crate::dataset::Dataset;
-use crate::params::ParamError;
 use crate::rng::{permutation, rng};
-use crate::{stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
+use repro_core::ParamError;
+use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

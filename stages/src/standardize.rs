@@ -7,9 +7,9 @@
 //! Column sums run over fixed row blocks combined in order: same bytes for any thread count.
 
 use crate::dataset::Dataset;
-use crate::params::ParamError;
-use crate::{stage_params, write_json, Ctx, InputSlot, Metrics, StageResult, TypedStage};
 use rayon::prelude::*;
+use repro_core::ParamError;
+use repro_core::{stage_params, write_json, Ctx, InputSlot, Metrics, StageResult, TypedStage};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +21,7 @@ pub enum Method {
 
 stage_params! {
     /// Params of `standardize`.
-    pub struct StdParams {
+    pub struct StandardizeParams {
         /// "zscore" ((x − mean)/(std + eps)) or "min_max" ((x − min)/(max − min + eps)).
         method: Method = Method::Zscore,
         /// Added to the denominator. D-GEX: 1e-3.
@@ -111,7 +111,7 @@ pub fn apply(m: &mut [f32], s: &ColumnStats) {
 }
 
 impl TypedStage for Standardize {
-    type Params = StdParams;
+    type Params = StandardizeParams;
     const KIND: &'static str = "standardize";
     const VERSION: u32 = 1;
     const DOC: &'static str = "Standardize columns (z-score as D-GEX: (x − mean)/(std + 1e-3), or min-max), with statistics fitted on the input itself or on the `fit` dataset (e.g. a training split); writes the dataset (`out`) and the statistics (`stats`, JSON).";
@@ -121,22 +121,22 @@ impl TypedStage for Standardize {
         InputSlot::optional("fit", "dataset to fit the statistics on (default: the input)"),
     ];
 
-    fn validate(p: &StdParams) -> Result<(), ParamError> {
+    fn validate(p: &StandardizeParams) -> Result<(), ParamError> {
         if p.eps.is_nan() || p.eps < 0.0 {
             return Err(ParamError::new("eps", "must be ≥ 0"));
         }
         Ok(())
     }
 
-    fn outputs(_p: &StdParams) -> Vec<String> {
+    fn outputs(_p: &StandardizeParams) -> Vec<String> {
         vec!["out".into(), "stats".into()]
     }
 
-    fn threads(_p: &StdParams) -> usize {
+    fn threads(_p: &StandardizeParams) -> usize {
         usize::MAX
     }
 
-    fn run(&self, p: &StdParams, ctx: &Ctx) -> StageResult<Metrics> {
+    fn run(&self, p: &StandardizeParams, ctx: &Ctx) -> StageResult<Metrics> {
         let mut d = Dataset::read(&ctx.input("input")?.path)?;
         if d.is_absent() {
             d.write(&ctx.output("out"))?;
@@ -148,7 +148,7 @@ impl TypedStage for Standardize {
             Some(f) => {
                 let f = Dataset::read(&f.path)?;
                 if f.features != d.features || f.targets != d.targets {
-                    return Err(crate::StageError::param(
+                    return Err(repro_core::StageError::param(
                         "fit",
                         "the `fit` dataset has different columns from the input",
                     ));

@@ -5,9 +5,9 @@
 //! with `replicate = "${rep}"` gives each instance its own, reproducible rows.
 
 use crate::dataset::Dataset;
-use crate::params::ParamError;
 use crate::rng::{permutation, rng};
-use crate::{stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
+use repro_core::ParamError;
+use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
 
 stage_params! {
     /// Params of `subsample`.

@@ -3,13 +3,13 @@
 //! (dnn_lecture.md: N = 30, y = 3x + 2 + U(−0.1, 0.1)).
 
 use crate::dataset::Dataset;
-use crate::params::ParamError;
 use crate::rng::{rng, Rng};
-use crate::{stage_params, Ctx, InputSlot, Metrics, StageResult, TypedStage};
+use repro_core::ParamError;
+use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageResult, TypedStage};
 
 stage_params! {
     /// Params of `synthetic_linear`.
-    pub struct LinParams {
+    pub struct SyntheticLinearParams {
         /// Number of points.
         n: usize = 30,
         /// Slope.
@@ -28,13 +28,13 @@ stage_params! {
 pub struct SyntheticLinear;
 
 impl TypedStage for SyntheticLinear {
-    type Params = LinParams;
+    type Params = SyntheticLinearParams;
     const KIND: &'static str = "synthetic_linear";
     const VERSION: u32 = 1;
     const DOC: &'static str = "Generate y = slope·x + intercept + U(−noise, noise) at n seeded uniform points (the lecture's regression example).";
     const INPUTS: &'static [InputSlot] = &[];
 
-    fn validate(p: &LinParams) -> Result<(), ParamError> {
+    fn validate(p: &SyntheticLinearParams) -> Result<(), ParamError> {
         if p.n == 0 {
             return Err(ParamError::new("n", "must be at least 1"));
         }
@@ -44,7 +44,7 @@ impl TypedStage for SyntheticLinear {
         Ok(())
     }
 
-    fn run(&self, p: &LinParams, ctx: &Ctx) -> StageResult<Metrics> {
+    fn run(&self, p: &SyntheticLinearParams, ctx: &Ctx) -> StageResult<Metrics> {
         let mut r = rng(ctx.seed, "synthetic_linear");
         let mut x = Vec::with_capacity(p.n);
         let mut y = Vec::with_capacity(p.n);

@@ -4,9 +4,9 @@
 //! D-GEX each half (4,760 of 9,520 targets) is trained as a separate network.
 
 use crate::dataset::Dataset;
-use crate::params::ParamError;
 use crate::rng::{permutation, rng};
-use crate::{stage_params, Ctx, InputSlot, Metrics, StageResult, TypedStage};
+use repro_core::ParamError;
+use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageResult, TypedStage};
 
 stage_params! {
     /// Params of `target_split`.
@@ -52,7 +52,7 @@ impl TypedStage for TargetSplit {
     fn run(&self, p: &TargetSplitParams, ctx: &Ctx) -> StageResult<Metrics> {
         let d = Dataset::read(&ctx.input("input")?.path)?;
         if d.q() < p.groups {
-            return Err(crate::StageError::param("groups", format!("{} groups for {} targets", p.groups, d.q())));
+            return Err(repro_core::StageError::param("groups", format!("{} groups for {} targets", p.groups, d.q())));
         }
         for (g, cols) in groups(d.q(), p, ctx.base_seed).iter().enumerate() {
             d.select_targets(cols).write(&ctx.output(&format!("g{}", g + 1)))?;

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: a fresh project directory per test and the
 //! `repro` binary run inside it.
 
+// Each test binary uses a different subset of these helpers, so `dead_code` cannot be an
+// `expect` (it holds in some binaries and not in others).
 #![allow(dead_code, clippy::new_without_default)]
 
 use std::path::{Path, PathBuf};

@@ -21,7 +21,7 @@ pub enum Op {
 
 /// `C (m×n) = beta·C + op(A)·op(B)` where `op(A)` is m×k and `op(B)` is k×n, row-major;
 /// `A` is stored m×k (`Op::N`) or k×m (`Op::T`), likewise `B`. `beta` is 0 or 1.
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments, reason = "mirrors the BLAS gemm signature: shapes, transposes and accumulation")]
 pub fn gemm(
     c: &mut [f32],
     a: &[f32],

@@ -11,8 +11,8 @@
 use super::act::Activation;
 use super::linalg::{gemm, Op};
 use crate::rng::{Rng, StageRng};
-use crate::{StageError, StageResult};
 use rayon::prelude::*;
+use repro_core::{StageError, StageResult, WithPath};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -268,7 +268,7 @@ impl Mlp {
     /// Loads a model and the `info` it was saved with.
     pub fn load(path: &Path) -> StageResult<(Mlp, serde_json::Value)> {
         let bad = |m: String| StageError::msg(format!("{}: not a model artifact: {m}", path.display()));
-        let bytes = std::fs::read(path)?;
+        let bytes = std::fs::read(path).with_path("read", path)?;
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
         let md = meta.metadata().clone().unwrap_or_default();

@@ -1,5 +1,6 @@
 //! Optimizers as in-place updates on flat parameter buffers (no allocation per step).
 
+use crate::nn::lbfgs::LbfgsConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,9 +98,49 @@ pub struct State {
     pub t: u64,
 }
 
+/// The elementwise optimizers: every optimizer but L-BFGS, as an update of one buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rule {
+    /// SGD with optional (Nesterov) momentum in one of three conventions.
+    Sgd { momentum: f64, nesterov: bool, convention: Convention },
+    /// Adagrad.
+    Adagrad { eps: f64 },
+    /// RMSprop.
+    Rmsprop { alpha: f64, eps: f64 },
+    /// Adam (bias-corrected).
+    Adam { beta1: f64, beta2: f64, eps: f64 },
+}
+
+/// How an optimizer updates a network: elementwise, or by L-BFGS iterations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Method {
+    /// An elementwise [`Rule`].
+    Elementwise(Rule),
+    /// L-BFGS (see [`crate::nn::lbfgs`]).
+    Lbfgs(LbfgsConfig),
+}
+
 impl Optimizer {
+    /// How this optimizer updates a network.
+    pub fn method(&self) -> Method {
+        match *self {
+            Optimizer::Sgd { momentum, nesterov, convention } => {
+                Method::Elementwise(Rule::Sgd { momentum, nesterov, convention })
+            }
+            Optimizer::Adagrad { eps } => Method::Elementwise(Rule::Adagrad { eps }),
+            Optimizer::Rmsprop { alpha, eps } => Method::Elementwise(Rule::Rmsprop { alpha, eps }),
+            Optimizer::Adam { beta1, beta2, eps } => Method::Elementwise(Rule::Adam { beta1, beta2, eps }),
+            Optimizer::Lbfgs { max_iter, history, tolerance_grad, tolerance_change } => {
+                Method::Lbfgs(LbfgsConfig { max_iter, history, tolerance_grad, tolerance_change })
+            }
+        }
+    }
+}
+
+impl Rule {
+    /// Fresh state for a buffer of `len` values.
     pub fn state(&self, len: usize) -> State {
-        let two = matches!(self, Optimizer::Adam { .. });
+        let two = matches!(self, Rule::Adam { .. });
         State { a: vec![0.0; len], b: if two { vec![0.0; len] } else { vec![] }, t: 0 }
     }
 
@@ -135,7 +176,7 @@ impl Optimizer {
     fn update(&self, w: &mut [f32], g: &[f32], a: &mut [f32], b: &mut [f32], t: u64, lr: f64) {
         let lr32 = lr as f32;
         match *self {
-            Optimizer::Sgd { momentum, nesterov, convention } => {
+            Rule::Sgd { momentum, nesterov, convention } => {
                 let mu = momentum as f32;
                 if mu == 0.0 {
                     w.iter_mut().zip(g).for_each(|(w, g)| *w -= lr32 * g);
@@ -181,22 +222,20 @@ impl Optimizer {
                     }
                 }
             }
-            // The trainer drives L-BFGS through `nn::lbfgs`, never through `step`.
-            Optimizer::Lbfgs { .. } => unreachable!("L-BFGS is not an elementwise update"),
-            Optimizer::Adagrad { eps } => {
+            Rule::Adagrad { eps } => {
                 for ((w, g), s) in w.iter_mut().zip(g).zip(a.iter_mut()) {
                     *s += g * g;
                     *w -= lr32 * g / (s.sqrt() + eps as f32);
                 }
             }
-            Optimizer::Rmsprop { alpha, eps } => {
+            Rule::Rmsprop { alpha, eps } => {
                 let al = alpha as f32;
                 for ((w, g), s) in w.iter_mut().zip(g).zip(a.iter_mut()) {
                     *s = al * *s + (1.0 - al) * g * g;
                     *w -= lr32 * g / (s.sqrt() + eps as f32);
                 }
             }
-            Optimizer::Adam { beta1, beta2, eps } => {
+            Rule::Adam { beta1, beta2, eps } => {
                 let (b1, b2) = (beta1 as f32, beta2 as f32);
                 let c1 = 1.0 - beta1.powi(t as i32);
                 let c2 = 1.0 - beta2.powi(t as i32);
@@ -217,6 +256,7 @@ mod tests {
     use super::*;
 
     fn run(opt: Optimizer, grads: &[f32], lr: f64) -> Vec<f32> {
+        let Method::Elementwise(opt) = opt.method() else { panic!("not elementwise") };
         let mut w = vec![1.0f32];
         let mut st = opt.state(1);
         let mut out = Vec::new();

@@ -4,7 +4,7 @@
 //! whitespace and key order in the pipeline file are deliberately not part of it.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value as J;
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Bumped when the key encoding or the store layout changes: old entries then never match.
@@ -14,23 +14,33 @@ pub const CACHE_FORMAT: u32 = 1;
 /// them (tabulate lays tables out by them), the axis values of the instance that produced it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputKey {
+    /// blake3 of the artifact's bytes.
     pub hash: String,
-    pub axes: BTreeMap<String, J>,
+    /// Axis values of the producer (only for stages that read them).
+    pub axes: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Everything a stage instance's cache key is made of.
 pub struct KeyInput {
+    /// [`CACHE_FORMAT`].
     pub format: u32,
+    /// Stage kind.
     pub kind: String,
+    /// Stage implementation version.
     pub version: u32,
-    pub params: J,
+    /// Canonical params.
+    pub params: Value,
+    /// Slot → input artifacts.
     pub inputs: BTreeMap<String, Vec<InputKey>>,
     /// Content hashes of files read from outside the store, in param order.
     pub external: Vec<String>,
+    /// The instance seed (0 for a stage without randomness).
     pub seed: u64,
 }
 
 impl KeyInput {
+    /// blake3 of the canonical JSON: the key.
     pub fn key(&self) -> String {
         let v = serde_json::to_value(self).expect("key input serializes");
         blake3::hash(canonical_json(&v).as_bytes()).to_hex().to_string()
@@ -38,15 +48,15 @@ impl KeyInput {
 }
 
 /// JSON with object keys sorted at every level and no whitespace.
-pub fn canonical_json(v: &J) -> String {
+pub fn canonical_json(v: &Value) -> String {
     let mut s = String::new();
     write_canonical(v, &mut s);
     s
 }
 
-fn write_canonical(v: &J, out: &mut String) {
+fn write_canonical(v: &Value, out: &mut String) {
     match v {
-        J::Object(m) => {
+        Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
             out.push('{');
@@ -54,13 +64,13 @@ fn write_canonical(v: &J, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&J::String((*k).clone()).to_string());
+                out.push_str(&Value::String((*k).clone()).to_string());
                 out.push(':');
                 write_canonical(&m[*k], out);
             }
             out.push('}');
         }
-        J::Array(a) => {
+        Value::Array(a) => {
             out.push('[');
             for (i, e) in a.iter().enumerate() {
                 if i > 0 {
@@ -102,9 +112,9 @@ pub fn diff(old: &KeyInput, new: &KeyInput) -> Vec<String> {
     out
 }
 
-fn diff_json(path: &str, a: &J, b: &J, out: &mut Vec<String>) {
+fn diff_json(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     match (a, b) {
-        (J::Object(x), J::Object(y)) => {
+        (Value::Object(x), Value::Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
                 let p = format!("{path}.{k}");
@@ -126,7 +136,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ki(params: J) -> KeyInput {
+    fn ki(params: Value) -> KeyInput {
         KeyInput {
             format: CACHE_FORMAT,
             kind: "train".into(),
@@ -156,8 +166,8 @@ mod tests {
 
     #[test]
     fn order_resistant() {
-        let a: J = serde_json::from_str(r#"{"lr": 0.1, "epochs": 200, "opt": {"b": 1, "a": 2}}"#).unwrap();
-        let b: J = serde_json::from_str(r#"{"opt": {"a": 2, "b": 1}, "epochs": 200, "lr": 0.1}"#).unwrap();
+        let a: Value = serde_json::from_str(r#"{"lr": 0.1, "epochs": 200, "opt": {"b": 1, "a": 2}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"opt": {"a": 2, "b": 1}, "epochs": 200, "lr": 0.1}"#).unwrap();
         assert_eq!(ki(a).key(), ki(b).key());
     }
 

@@ -27,8 +27,11 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A stored output: its content hash and what the record saw of the file.
 pub struct ObjectRef {
+    /// blake3 of its bytes: its name in `objects/`.
     pub hash: String,
+    /// Size in bytes.
     pub size: u64,
     /// Modification time (ns) of the object when the record was written: a changed mtime
     /// makes the next lookup rehash the object before trusting it.
@@ -36,21 +39,33 @@ pub struct ObjectRef {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+/// A run record: what one stage instance produced, and how.
 pub struct Record {
+    /// The key.
     pub key: String,
+    /// The instance that ran it (for messages).
     pub instance: String,
+    /// What the key is made of.
     pub key_input: KeyInput,
+    /// Output name → object.
     pub outputs: BTreeMap<String, ObjectRef>,
+    /// What the stage returned besides files.
     pub metrics: serde_json::Map<String, serde_json::Value>,
+    /// Wall time.
     pub seconds: f64,
+    /// Start (Unix seconds).
     pub started_unix: f64,
+    /// End (Unix seconds).
     pub finished_unix: f64,
+    /// The `repro` version that ran it.
     pub tool_version: String,
     /// Where and how it ran: host, CPU features the kernels used, threads.
     pub environment: BTreeMap<String, String>,
 }
 
+/// The cache directory.
 pub struct Store {
+    /// Its root.
     pub root: PathBuf,
     memo: Mutex<Option<BTreeMap<String, FileMemo>>>,
 }
@@ -63,6 +78,7 @@ struct FileMemo {
     hash: String,
 }
 
+/// Now, in Unix seconds.
 pub fn now_unix() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
@@ -104,6 +120,7 @@ impl Drop for KeyLock {
 }
 
 impl Store {
+    /// Opens (creating) a cache directory.
     pub fn open(root: &Path) -> Result<Store> {
         for d in ["objects", "runs", "index", "locks", "tmp", "quarantine"] {
             fs::create_dir_all(root.join(d))
@@ -112,6 +129,7 @@ impl Store {
         Ok(Store { root: root.to_path_buf(), memo: Mutex::new(None) })
     }
 
+    /// Where the object of a hash lives.
     pub fn object_path(&self, hash: &str) -> PathBuf {
         self.root.join("objects").join(&hash[..2]).join(hash)
     }
@@ -210,6 +228,7 @@ impl Store {
         }
     }
 
+    /// Moves a corrupt object to `quarantine/` and logs why.
     pub fn quarantine(&self, hash: &str, why: &str) {
         let src = self.object_path(hash);
         if src.exists() {
@@ -226,17 +245,20 @@ impl Store {
         rec.outputs.values().all(|o| self.object_ok(o)).then_some(rec)
     }
 
+    /// The record of a key, without checking its objects.
     pub fn read_record(&self, key: &str) -> Option<Record> {
         let bytes = fs::read(self.record_path(key)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Writes a record atomically (after its objects exist).
     pub fn write_record(&self, rec: &Record) -> Result<()> {
         let mut s = serde_json::to_string_pretty(rec).expect("record serializes");
         s.push('\n');
         self.write_atomic(&self.record_path(&rec.key), s.as_bytes())
     }
 
+    /// Removes a record (gc).
     pub fn remove_record(&self, key: &str) {
         let _ = fs::remove_file(self.record_path(key));
     }
@@ -280,16 +302,19 @@ impl Store {
         Ok(hash)
     }
 
+    /// Where a pipeline's index lives.
     pub fn index_path(&self, pipeline: &Path) -> PathBuf {
         let abs = pipeline.canonicalize().unwrap_or_else(|_| pipeline.to_path_buf());
         let h = blake3::hash(abs.display().to_string().as_bytes()).to_hex();
         self.root.join("index").join(format!("{}.json", &h[..16]))
     }
 
+    /// The last key of each instance of a pipeline.
     pub fn read_index(&self, pipeline: &Path) -> BTreeMap<String, KeyInput> {
         fs::read(self.index_path(pipeline)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
 
+    /// Merges `entries` into a pipeline's index.
     pub fn write_index(&self, pipeline: &Path, entries: &BTreeMap<String, KeyInput>) -> Result<()> {
         let mut idx = self.read_index(pipeline);
         idx.extend(entries.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -8,45 +8,61 @@ use std::sync::Arc;
 
 /// Exit codes, documented in the README.
 pub mod exit {
+    /// Success.
     pub const OK: i32 = 0;
+    /// A stage failed (or the store did).
     pub const STAGE_FAILED: i32 = 1;
+    /// The pipeline or the command line is invalid.
     pub const INVALID: i32 = 2;
+    /// Interrupted (Ctrl-C).
     pub const INTERRUPTED: i32 = 130;
 }
 
 /// A source file the pipeline was read from.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
+    /// The name shown in messages (the path as given, or `--set NAME`).
     pub name: String,
+    /// Its text.
     pub text: Arc<String>,
 }
 
 /// Where something was written: a file index into [`Sources`] and a byte span.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Loc {
+    /// Index into [`Sources`].
     pub file: usize,
+    /// Byte range.
     pub span: Range<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
+/// Every source a pipeline was read from, indexed by [`Loc::file`].
 pub struct Sources(pub Vec<SourceFile>);
 
 /// One problem in the pipeline or its command line.
 #[derive(Debug, Clone)]
 pub struct Problem {
+    /// What is wrong.
     pub message: String,
+    /// Where, when it is in a file.
     pub loc: Option<Loc>,
+    /// The label under the caret.
     pub label: String,
+    /// What to do about it.
     pub help: Option<String>,
 }
 
 impl Problem {
+    /// A problem at a place.
     pub fn at(loc: &Loc, message: impl Into<String>, label: impl Into<String>) -> Self {
         Self { message: message.into(), loc: Some(loc.clone()), label: label.into(), help: None }
     }
+    /// A problem with no place (e.g. a bad `--set`).
     pub fn global(message: impl Into<String>) -> Self {
         Self { message: message.into(), loc: None, label: String::new(), help: None }
     }
+    /// Adds advice.
     pub fn help(mut self, h: impl Into<String>) -> Self {
         self.help = Some(h.into());
         self
@@ -106,17 +122,22 @@ pub fn render(problems: &[Problem], sources: &Sources, color: bool) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid pipeline")]
+    /// Problems in the pipeline, with the sources to render them.
     Invalid(Vec<Problem>, Sources),
     #[error("{0}")]
+    /// A bad command line (an unknown stage, a missing file).
     Usage(String),
     #[error("{0}")]
+    /// The store or the file system failed.
     Io(String),
 }
 
 impl Error {
+    /// An I/O failure with its context.
     pub fn io(context: impl std::fmt::Display, e: impl std::fmt::Display) -> Self {
         Error::Io(format!("{context}: {e}"))
     }
+    /// The exit code this error maps to.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Invalid(..) | Error::Usage(_) => exit::INVALID,
@@ -125,4 +146,5 @@ impl Error {
     }
 }
 
+/// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -9,14 +9,22 @@
 //! qualitative comparisons ("lower < higher") checked against the measured means.
 //!
 //! Outputs: `md` (GitHub markdown), `tex` (LaTeX, booktabs), `csv`, `json` (including, per
-//! cell `R<i>C<j>`, the indices of the inputs behind it: the engine turns those into the
-//! provenance sidecar).
+//! cell `R<i>C<j>`, the indices of the inputs behind it, which the stage hands to the engine
+//! through `Stage::cell_sources` for the provenance sidecar). The renderings are in `render`.
 
-use crate::params::ParamError;
-use crate::{read_json, stage_params, write_json, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
+mod render;
+
+pub use render::{render, Rendered};
+
+use crate::values::{cmp_vals, show};
+use repro_core::{
+    read_json, stage_params, write_json, CellSource, CellSources, Ctx, InputSlot, Metrics, ParamError, StageError,
+    StageResult, TypedStage,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,7 +57,7 @@ pub struct Claim {
 
 stage_params! {
     /// Params of `tabulate`.
-    pub struct TabParams {
+    pub struct TabulateParams {
         /// Metric key in each input's JSON, e.g. "mae", "accuracy".
         metric: String = "mae".into(),
         /// Several metrics at once: each input contributes one value per metric under a
@@ -101,21 +109,15 @@ stage_params! {
     }
 }
 
+/// The `tabulate` stage kind.
 pub struct Tabulate;
 
-fn show(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn label(p: &TabParams, axis: &str, v: &Value) -> String {
+fn label(p: &TabulateParams, axis: &str, v: &Value) -> String {
     let raw = show(v);
     p.labels.get(axis).and_then(|m| m.get(&raw)).cloned().unwrap_or(raw)
 }
 
-fn heading(p: &TabParams, template: &str, axes: &[String], vals: &[Value]) -> String {
+pub(crate) fn heading(p: &TabulateParams, template: &str, axes: &[String], vals: &[Value]) -> String {
     if template.is_empty() {
         return axes.iter().zip(vals).map(|(a, v)| label(p, a, v)).collect::<Vec<_>>().join(" ");
     }
@@ -124,20 +126,6 @@ fn heading(p: &TabParams, template: &str, axes: &[String], vals: &[Value]) -> St
         s = s.replace(&format!("{{{a}}}"), &label(p, a, v));
     }
     s
-}
-
-/// Numeric-aware ordering of axis values (500 before 1500).
-pub(crate) fn cmp_vals(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
-    for (x, y) in a.iter().zip(b) {
-        let o = match (x.as_f64(), y.as_f64()) {
-            (Some(p), Some(q)) => p.total_cmp(&q),
-            _ => show(x).cmp(&show(y)),
-        };
-        if o != std::cmp::Ordering::Equal {
-            return o;
-        }
-    }
-    std::cmp::Ordering::Equal
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -174,8 +162,11 @@ fn matches(axes: &BTreeMap<String, Value>, want: &BTreeMap<String, Value>) -> bo
     want.iter().filter(|(k, _)| *k != "value").all(|(k, v)| axes.get(k).is_some_and(|a| show(a) == show(v)))
 }
 
-/// Groups the inputs' metric values into cells.
-pub fn build(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -> StageResult<Table> {
+/// Groups the inputs' metric values into cells: row and column keys from the axes (ordered
+/// by `order`, else numerically), each cell aggregated over the remaining axes, with the
+/// paper's value matched by axis values. Kept whole (about 85 lines): each step feeds the next
+/// and none is used elsewhere.
+pub fn build(p: &TabulateParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -> StageResult<Table> {
     let key = |axes: &BTreeMap<String, Value>, names: &[String]| -> StageResult<Vec<Value>> {
         names
             .iter()
@@ -262,7 +253,7 @@ pub fn build(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) ->
     Ok(Table { row_keys, col_keys, cells })
 }
 
-fn fmt_cell(p: &TabParams, c: &Cell, pm: &str) -> String {
+pub(crate) fn fmt_cell(p: &TabulateParams, c: &Cell, pm: &str) -> String {
     let d = c.digits;
     if p.aggregate == Aggregate::CountBelow {
         return match c.below {
@@ -280,7 +271,7 @@ fn fmt_cell(p: &TabParams, c: &Cell, pm: &str) -> String {
     }
 }
 
-fn best_mask(p: &TabParams, t: &Table) -> Vec<Vec<bool>> {
+pub(crate) fn best_mask(p: &TabulateParams, t: &Table) -> Vec<Vec<bool>> {
     let (nr, nc) = (t.row_keys.len(), t.col_keys.len());
     let mut mask = vec![vec![false; nc]; nr];
     if p.best == Best::None || matches!(p.aggregate, Aggregate::Std | Aggregate::CountBelow) {
@@ -308,35 +299,10 @@ fn best_mask(p: &TabParams, t: &Table) -> Vec<Vec<bool>> {
     mask
 }
 
-fn latex_escape(s: &str) -> String {
-    let mut o = String::new();
-    for ch in s.chars() {
-        match ch {
-            '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
-                o.push('\\');
-                o.push(ch);
-            }
-            '~' => o.push_str("\\textasciitilde{}"),
-            '^' => o.push_str("\\textasciicircum{}"),
-            '\\' => o.push_str("\\textbackslash{}"),
-            '±' => o.push_str("$\\pm$"),
-            '≤' => o.push_str("$\\le$"),
-            '≥' => o.push_str("$\\ge$"),
-            'σ' => o.push_str("$\\sigma$"),
-            'Δ' => o.push_str("$\\Delta$"),
-            'τ' => o.push_str("$\\tau$"),
-            '–' => o.push_str("--"),
-            '—' => o.push_str("---"),
-            _ => o.push(ch),
-        }
-    }
-    o
-}
-
 /// A claim's outcome: (text, held?, lower mean, higher mean).
-type ClaimOutcome = (String, Option<bool>, Option<f64>, Option<f64>);
+pub(crate) type ClaimOutcome = (String, Option<bool>, Option<f64>, Option<f64>);
 
-fn check_claims(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -> Vec<ClaimOutcome> {
+pub(crate) fn check_claims(p: &TabulateParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -> Vec<ClaimOutcome> {
     let mean_of = |want: &BTreeMap<String, Value>| -> Option<f64> {
         let v: Vec<f64> = items.iter().filter(|(a, _)| matches(a, want)).filter_map(|(_, v)| *v).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -354,187 +320,8 @@ fn check_claims(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)])
         .collect()
 }
 
-pub struct Rendered {
-    pub md: String,
-    pub tex: String,
-    pub csv: String,
-    pub json: Value,
-}
-
-pub fn render(p: &TabParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -> StageResult<Rendered> {
-    let t = build(p, items)?;
-    let best = best_mask(p, &t);
-    let d = p.digits;
-    let col_heads: Vec<String> = t.col_keys.iter().map(|k| heading(p, &p.column_format, &p.columns, k)).collect();
-    let row_heads: Vec<String> = t.row_keys.iter().map(|k| heading(p, &p.row_format, &p.rows, k)).collect();
-    let any_paper = t.cells.iter().flatten().any(|c| c.paper.is_some());
-    let claims = check_claims(p, items);
-    let rh = if p.row_header.is_empty() { p.rows.join(" ") } else { p.row_header.clone() };
-
-    // Markdown.
-    let mut md = String::new();
-    if !p.caption.is_empty() {
-        md.push_str(&format!("**{}**\n\n", p.caption));
-    }
-    md.push_str(&format!("| {} | {} |\n", rh, col_heads.join(" | ")));
-    md.push_str(&format!("|{}|\n", vec!["---"; col_heads.len() + 1].join("|")));
-    for (r, rhd) in row_heads.iter().enumerate() {
-        let cells: Vec<String> = t.cells[r]
-            .iter()
-            .enumerate()
-            .map(|(c, cell)| {
-                let s = fmt_cell(p, cell, " ± ");
-                if best[r][c] {
-                    format!("**{s}**")
-                } else {
-                    s
-                }
-            })
-            .collect();
-        md.push_str(&format!("| {rhd} | {} |\n", cells.join(" | ")));
-        if any_paper {
-            let paper: Vec<String> = t.cells[r]
-                .iter()
-                .map(|c| c.paper.map(|v| format!("{v:.pd$}", pd = c.paper_digits)).unwrap_or_else(|| "–".into()))
-                .collect();
-            let delta: Vec<String> = t.cells[r]
-                .iter()
-                .map(|c| match (c.value(), c.paper) {
-                    (Some(m), Some(pv)) => {
-                        format!("{:+.dd$}", m - pv, dd = if c.below.is_some() { 0 } else { c.digits })
-                    }
-                    _ => "–".into(),
-                })
-                .collect();
-            md.push_str(&format!("| {rhd} · paper | {} |\n", paper.join(" | ")));
-            md.push_str(&format!("| {rhd} · Δ (ours − paper) | {} |\n", delta.join(" | ")));
-        }
-    }
-    md.push('\n');
-    let n_per: Vec<usize> = t.cells.iter().flatten().map(|c| c.n).collect();
-    let (nmin, nmax) = (n_per.iter().min().copied().unwrap_or(0), n_per.iter().max().copied().unwrap_or(0));
-    let n_text = if nmin == nmax { format!("{nmin}") } else { format!("{nmin}–{nmax}") };
-    let agg = match p.aggregate {
-        Aggregate::Mean => "mean",
-        Aggregate::Std => "standard deviation",
-        Aggregate::MeanStd => "mean ± sample standard deviation",
-        Aggregate::CountBelow => "",
-    };
-    if p.aggregate == Aggregate::CountBelow {
-        md.push_str(&format!("Cells: runs with `{}` below {}, out of {n_text} runs per cell.", p.metric, p.threshold));
-    } else {
-        let what =
-            if p.metrics.is_empty() { format!("`{}`", p.metric) } else { format!("`{}`", p.metrics.join("`, `")) };
-        let runs = if nmax == 1 { "run" } else { "runs" };
-        md.push_str(&format!("Cells: {what}, {agg} over {n_text} {runs} per cell."));
-    }
-    if !p.paper_note.is_empty() {
-        md.push_str(&format!(" Paper: {}.", p.paper_note));
-    }
-    md.push('\n');
-    for n in &p.notes {
-        md.push_str(&format!("\n{n}\n"));
-    }
-    if !claims.is_empty() {
-        md.push_str("\nClaims of the paper, checked on these numbers:\n\n");
-        for (text, held, lo, hi) in &claims {
-            let verdict = match held {
-                Some(true) => "held",
-                Some(false) => "did not hold",
-                None => "not measured",
-            };
-            let nums = match (lo, hi) {
-                (Some(a), Some(b)) => format!(" ({a:.d$} vs {b:.d$})"),
-                _ => String::new(),
-            };
-            md.push_str(&format!("- {text}: **{verdict}**{nums}\n"));
-        }
-    }
-
-    // LaTeX (booktabs).
-    let mut tex = String::new();
-    tex.push_str("\\begin{table}[t]\n\\centering\n");
-    if !p.caption.is_empty() {
-        tex.push_str(&format!("\\caption{{{}}}\n", latex_escape(&p.caption)));
-    }
-    tex.push_str(&format!("\\begin{{tabular}}{{l{}}}\n\\toprule\n", "r".repeat(col_heads.len())));
-    let heads: Vec<String> = col_heads.iter().map(|h| latex_escape(h)).collect();
-    tex.push_str(&format!("{} & {} \\\\\n\\midrule\n", latex_escape(&rh), heads.join(" & ")));
-    for (r, rhd) in row_heads.iter().enumerate() {
-        let cells: Vec<String> = t.cells[r]
-            .iter()
-            .enumerate()
-            .map(|(c, cell)| {
-                let s = fmt_cell(p, cell, " $\\pm$ ");
-                if best[r][c] {
-                    format!("\\textbf{{{s}}}")
-                } else {
-                    s
-                }
-            })
-            .collect();
-        tex.push_str(&format!("{} & {} \\\\\n", latex_escape(rhd), cells.join(" & ")));
-        if any_paper {
-            let paper: Vec<String> = t.cells[r]
-                .iter()
-                .map(|c| c.paper.map(|v| format!("{v:.pd$}", pd = c.paper_digits)).unwrap_or_else(|| "--".into()))
-                .collect();
-            tex.push_str(&format!("\\quad paper & {} \\\\\n", paper.join(" & ")));
-        }
-    }
-    tex.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n");
-
-    // CSV.
-    let mut csv = String::from("row,column,n,mean,std,paper,delta\n");
-    let q = |s: &str| if s.contains([',', '"']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
-    let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
-    for (r, rhd) in row_heads.iter().enumerate() {
-        for (c, ch) in col_heads.iter().enumerate() {
-            let cell = &t.cells[r][c];
-            let delta = match (cell.value(), cell.paper) {
-                (Some(m), Some(pv)) => Some(m - pv),
-                _ => None,
-            };
-            csv.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                q(rhd),
-                q(ch),
-                cell.n,
-                opt(cell.mean),
-                opt(cell.std),
-                opt(cell.paper),
-                opt(delta)
-            ));
-        }
-    }
-
-    // JSON, with the cell → input indices map for provenance.
-    let mut cells_json = Vec::new();
-    for (r, rhd) in row_heads.iter().enumerate() {
-        for (c, ch) in col_heads.iter().enumerate() {
-            let cell = &t.cells[r][c];
-            cells_json.push(serde_json::json!({
-                "cell": format!("R{}C{}", r + 1, c + 1),
-                "row": rhd, "column": ch,
-                "value": fmt_cell(p, cell, " ± "),
-                "mean": cell.mean, "std": cell.std, "n": cell.n, "paper": cell.paper,
-                "inputs": cell.inputs,
-            }));
-        }
-    }
-    let claims_json: Vec<Value> = claims
-        .iter()
-        .map(|(t, h, lo, hi)| serde_json::json!({"text": t, "held": h, "lower_mean": lo, "higher_mean": hi}))
-        .collect();
-    let json = serde_json::json!({
-        "caption": p.caption, "metric": p.metric, "aggregate": p.aggregate,
-        "columns": col_heads, "rows": row_heads, "cells": cells_json, "claims": claims_json,
-    });
-    Ok(Rendered { md, tex, csv, json })
-}
-
 impl TypedStage for Tabulate {
-    type Params = TabParams;
+    type Params = TabulateParams;
     const KIND: &'static str = "tabulate";
     const VERSION: u32 = 7;
     const DOC: &'static str = "Build a table from many metrics artifacts: rows and columns from matrix axes, cells aggregated over the other axes (mean, std, mean ± std), best value bold, the paper's printed numbers beside the measured ones with the difference, and qualitative claims checked. Outputs md, tex, csv, json.";
@@ -542,7 +329,7 @@ impl TypedStage for Tabulate {
     const USES_INPUT_AXES: bool = true;
     const INPUTS: &'static [InputSlot] = &[InputSlot::many("inputs", "metrics artifacts, e.g. \"eval[*]\"")];
 
-    fn validate(p: &TabParams) -> Result<(), ParamError> {
+    fn validate(p: &TabulateParams) -> Result<(), ParamError> {
         if p.best_per != "row" && p.best_per != "column" {
             return Err(ParamError::new("best_per", format!("expected \"row\" or \"column\", got \"{}\"", p.best_per)));
         }
@@ -557,11 +344,39 @@ impl TypedStage for Tabulate {
         Ok(())
     }
 
-    fn outputs(_p: &TabParams) -> Vec<String> {
+    fn outputs(_p: &TabulateParams) -> Vec<String> {
         vec!["md".into(), "tex".into(), "csv".into(), "json".into()]
     }
 
-    fn run(&self, p: &TabParams, ctx: &Ctx) -> StageResult<Metrics> {
+    /// Reads the cells back from the `json` output: each cell with the positions of the
+    /// inputs behind it.
+    fn cell_sources(outputs: &BTreeMap<String, PathBuf>) -> Option<CellSources> {
+        let table: Value =
+            outputs.get("json").and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice(&b).ok())?;
+        let cells = table
+            .get("cells")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|c| CellSource {
+                cell: c.get("cell").cloned().unwrap_or(Value::Null),
+                row: c.get("row").cloned().unwrap_or(Value::Null),
+                column: c.get("column").cloned().unwrap_or(Value::Null),
+                value: c.get("value").cloned().unwrap_or(Value::Null),
+                inputs: c
+                    .get("inputs")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_u64)
+                    .map(|ix| ix as usize)
+                    .collect(),
+            })
+            .collect();
+        Some(CellSources { slot: "inputs", cells })
+    }
+
+    fn run(&self, p: &TabulateParams, ctx: &Ctx) -> StageResult<Metrics> {
         let mut items = Vec::new();
         let names: Vec<&String> = if p.metrics.is_empty() { vec![&p.metric] } else { p.metrics.iter().collect() };
         for a in ctx.inputs.get("inputs").into_iter().flatten() {
@@ -615,8 +430,8 @@ mod tests {
         v
     }
 
-    fn params() -> TabParams {
-        TabParams {
+    fn params() -> TabulateParams {
+        TabulateParams {
             rows: vec!["epochs".into()],
             columns: vec!["model".into()],
             caption: "Test & table".into(),
@@ -654,7 +469,7 @@ mod tests {
 
     #[test]
     fn count_below_counts_runs_under_the_threshold() {
-        let p = TabParams { aggregate: Aggregate::CountBelow, threshold: 0.385, ..params() };
+        let p = TabulateParams { aggregate: Aggregate::CountBelow, threshold: 0.385, ..params() };
         let r = render(&p, &items()).unwrap();
         // epochs 100, model d: 0.391 and 0.389, none below 0.385; model l: 0.371, 0.369, both.
         assert!(r.md.contains("| 100 | 0/2 | 2/2 |"), "{}", r.md);
@@ -662,7 +477,8 @@ mod tests {
 
     #[test]
     fn explicit_order_comes_first() {
-        let p = TabParams { order: BTreeMap::from([("model".to_string(), vec![json!("l"), json!("d")])]), ..params() };
+        let p =
+            TabulateParams { order: BTreeMap::from([("model".to_string(), vec![json!("l"), json!("d")])]), ..params() };
         let r = render(&p, &items()).unwrap();
         assert!(r.md.contains("| Epochs | D-GEX(L) | D-GEX(D) |"), "{}", r.md);
     }
@@ -675,7 +491,7 @@ mod tests {
             BTreeMap::from([("ds".to_string(), json!(ds)), ("metric".to_string(), json!(metric))])
         };
         let items = vec![(axes("boston", "iterations"), Some(555.0)), (axes("boston", "inv_l"), Some(8.3141))];
-        let p = TabParams {
+        let p = TabulateParams {
             metrics: vec!["iterations".into(), "inv_l".into()],
             rows: vec!["ds".into()],
             columns: vec!["metric".into()],

@@ -1,0 +1,316 @@
+//! The scheduler: settles instances in dependency order (skipped, cached, or run by an
+//! executor on worker threads within the `--jobs` thread budget) and collects the summary.
+//!
+//! Every worker sends exactly one message, even when the executor panics, so the scheduler
+//! never waits on a dead worker.
+
+use super::local::panic_message;
+use super::{
+    external_hashes, key_input, Computed, Executor, Job, JobError, Outcome, RunOptions, Status, Summary, CANCEL,
+};
+use crate::diag::{Error, Result};
+use crate::key::KeyInput;
+use crate::plan::Plan;
+use crate::store::{ObjectRef, Record, Store};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use repro_core::InputArtifact;
+use std::collections::{BTreeMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// A finished job: instance, threads it held, result, wall seconds.
+type Done = (usize, usize, std::result::Result<Computed, JobError>, f64);
+
+/// Runs the plan. Returns the summary and the records of every instance that has one.
+pub fn run(
+    plan: &Plan,
+    store: &Store,
+    root: &Path,
+    opts: &RunOptions,
+    executor: &dyn Executor,
+) -> Result<(Summary, Vec<Option<Record>>)> {
+    let selected = plan.select(&opts.targets)?;
+    for f in &opts.force {
+        if plan.find(f).is_empty() {
+            return Err(Error::Usage(format!("--force: no stage or instance `{f}`")));
+        }
+    }
+    let mut s = Scheduler::new(plan, store, root, opts, selected);
+    let (tx, rx) = mpsc::channel::<Done>();
+    std::thread::scope(|scope| loop {
+        s.settle_ready();
+        s.dispatch(|i, job, granted| {
+            let tx = tx.clone();
+            scope.spawn(move || {
+                let t0 = Instant::now();
+                let r = catch_unwind(AssertUnwindSafe(|| executor.execute(&job, store)))
+                    .unwrap_or_else(|p| Err(JobError::Panicked(panic_message(p.as_ref()))));
+                job.bar.finish_and_clear();
+                let _ = tx.send((i, granted, r, t0.elapsed().as_secs_f64()));
+            });
+        });
+        if s.running == 0 {
+            if s.ready.is_empty() {
+                break;
+            }
+            continue;
+        }
+        // Every spawned worker sends once (panics included), and `tx` lives here: no hang.
+        let done = rx.recv().expect("a running job reports");
+        s.finish(done);
+    });
+    s.overall.finish_and_clear();
+    if !opts.dry_run {
+        store.write_index(&plan.spec.path, &s.index_updates)?;
+    }
+    let stages: Vec<Outcome> = plan.order.iter().filter_map(|&i| s.outcomes[i].clone()).collect();
+    let summary = Summary {
+        pipeline: plan.spec.name.clone(),
+        stages,
+        ran: s.n_ran,
+        cached: s.n_cached,
+        failed: s.n_failed,
+        interrupted: CANCEL.load(Ordering::Relaxed),
+    };
+    Ok((summary, s.records))
+}
+
+/// The scheduler's state for one run.
+struct Scheduler<'a> {
+    plan: &'a Plan,
+    store: &'a Store,
+    root: &'a Path,
+    opts: &'a RunOptions,
+    selected: Vec<bool>,
+    jobs: usize,
+    deps_left: Vec<usize>,
+    position: Vec<usize>,
+    outputs: Vec<Option<BTreeMap<String, ObjectRef>>>,
+    records: Vec<Option<Record>>,
+    outcomes: Vec<Option<Outcome>>,
+    /// Failed or skipped.
+    broken: Vec<bool>,
+    ready: VecDeque<usize>,
+    to_run: VecDeque<(usize, KeyInput, String)>,
+    index_updates: BTreeMap<String, KeyInput>,
+    multi: MultiProgress,
+    overall: ProgressBar,
+    n_ran: usize,
+    n_cached: usize,
+    n_failed: usize,
+    stop: bool,
+    free: usize,
+    running: usize,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(plan: &'a Plan, store: &'a Store, root: &'a Path, opts: &'a RunOptions, selected: Vec<bool>) -> Self {
+        let n = plan.instances.len();
+        let deps_left: Vec<usize> = (0..n).map(|i| plan.producers(i).len()).collect();
+        let mut position = vec![0; n];
+        for (pos, &i) in plan.order.iter().enumerate() {
+            position[i] = pos;
+        }
+        let ready = plan.order.iter().copied().filter(|&i| selected[i] && deps_left[i] == 0).collect();
+        let multi = MultiProgress::with_draw_target(if opts.bars {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let overall = multi.add(ProgressBar::new(selected.iter().filter(|s| **s).count() as u64));
+        overall.set_style(
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}").unwrap().progress_chars("=> "),
+        );
+        overall.set_prefix("stages");
+        let jobs = opts.jobs.max(1);
+        Scheduler {
+            plan,
+            store,
+            root,
+            opts,
+            selected,
+            jobs,
+            deps_left,
+            position,
+            outputs: vec![None; n],
+            records: vec![None; n],
+            outcomes: vec![None; n],
+            broken: vec![false; n],
+            ready,
+            to_run: VecDeque::new(),
+            index_updates: BTreeMap::new(),
+            multi,
+            overall,
+            n_ran: 0,
+            n_cached: 0,
+            n_failed: 0,
+            stop: false,
+            free: jobs,
+            running: 0,
+        }
+    }
+
+    fn log(&self, line: String) {
+        if !self.opts.quiet {
+            if self.opts.bars {
+                self.multi.println(line).ok();
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    }
+
+    /// An instance is settled (cached, ran, failed or skipped): its consumers lose one wait.
+    fn release(&mut self, i: usize) {
+        for &d in self.plan.consumers(i) {
+            self.deps_left[d] -= 1;
+            if self.deps_left[d] == 0 && self.selected[d] {
+                self.ready.push_back(d);
+            }
+        }
+    }
+
+    fn fail(&mut self, i: usize, key: Option<String>, seconds: f64, error: String) {
+        self.broken[i] = true;
+        self.n_failed += 1;
+        self.outcomes[i] = Some(Outcome::new(&self.plan.instances[i], key, Status::Failed, seconds, Some(error)));
+        if !self.opts.keep_going {
+            self.stop = true;
+        }
+    }
+
+    /// Resolves every ready instance: skip it, hit the cache, or queue it to run.
+    fn settle_ready(&mut self) {
+        while let Some(i) = self.ready.pop_front() {
+            let inst = &self.plan.instances[i];
+            let upstream_broken = inst.inputs.values().flatten().any(|b| self.broken[b.instance]);
+            if upstream_broken || self.stop || CANCEL.load(Ordering::Relaxed) {
+                self.broken[i] = true;
+                self.outcomes[i] = Some(Outcome::new(inst, None, Status::Skipped, 0.0, None));
+                self.release(i);
+                continue;
+            }
+            let ext = match external_hashes(self.store, self.root, inst) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.log(format!("FAILED  {}: {e}", inst.name));
+                    self.fail(i, None, 0.0, e);
+                    self.release(i);
+                    continue;
+                }
+            };
+            let ki = key_input(self.plan, i, &self.outputs, &ext).expect("inputs of a ready instance are known");
+            let key = ki.key();
+            self.index_updates.insert(inst.name.clone(), ki.clone());
+            if !self.plan.named(i, &self.opts.force) {
+                if let Some(rec) = self.store.lookup(&key) {
+                    self.n_cached += 1;
+                    self.overall.inc(1);
+                    self.outputs[i] = Some(rec.outputs.clone());
+                    self.outcomes[i] = Some(Outcome::new(inst, Some(key), Status::Cached, 0.0, None));
+                    self.records[i] = Some(rec);
+                    self.release(i);
+                    continue;
+                }
+            }
+            if self.opts.dry_run {
+                self.outcomes[i] = Some(Outcome::new(inst, Some(key), Status::WouldRun, 0.0, None));
+                // Downstream keys are unknown until this runs: they would run too.
+                self.broken[i] = true;
+                self.release(i);
+                continue;
+            }
+            self.to_run.push_back((i, ki, key));
+        }
+    }
+
+    /// Hands queued instances to `spawn` while the thread budget allows (one job always may
+    /// run), in plan order.
+    fn dispatch(&mut self, mut spawn: impl FnMut(usize, Job<'a>, usize)) {
+        let position = &self.position;
+        self.to_run.make_contiguous().sort_by_key(|(i, _, _)| position[*i]);
+        while let Some((i, _, _)) = self.to_run.front() {
+            let inst = &self.plan.instances[*i];
+            let want = inst.stage.threads(&inst.params).clamp(1, self.jobs);
+            if self.stop || CANCEL.load(Ordering::Relaxed) || (want > self.free && self.running > 0) {
+                break;
+            }
+            let (i, key_input, key) = self.to_run.pop_front().unwrap();
+            let granted = want.min(self.free.max(1));
+            self.free = self.free.saturating_sub(granted);
+            self.running += 1;
+            let bar = self.multi.add(ProgressBar::new(0));
+            bar.set_style(ProgressStyle::with_template("  {prefix} {wide_msg} {pos}/{len} {elapsed}").unwrap());
+            bar.set_prefix(inst.name.clone());
+            let job = Job {
+                inst,
+                key,
+                key_input,
+                inputs: self.artifacts(i),
+                threads: granted,
+                force: self.plan.named(i, &self.opts.force),
+                root: self.root,
+                bar,
+            };
+            spawn(i, job, granted);
+        }
+    }
+
+    /// The stored artifacts bound to each input slot of `i`.
+    fn artifacts(&self, i: usize) -> BTreeMap<String, Vec<InputArtifact>> {
+        let mut inputs = BTreeMap::new();
+        for (slot, binds) in &self.plan.instances[i].inputs {
+            let arts = binds
+                .iter()
+                .map(|b| {
+                    let o = &self.outputs[b.instance].as_ref().unwrap()[&b.output];
+                    InputArtifact {
+                        path: self.store.object_path(&o.hash),
+                        hash: o.hash.clone(),
+                        axes: self.plan.instances[b.instance].axes.clone(),
+                        producer: self.plan.instances[b.instance].name.clone(),
+                    }
+                })
+                .collect();
+            inputs.insert(slot.clone(), arts);
+        }
+        inputs
+    }
+
+    /// Records a finished job.
+    fn finish(&mut self, (i, granted, r, secs): Done) {
+        self.running -= 1;
+        self.free += granted;
+        self.overall.inc(1);
+        let inst = &self.plan.instances[i];
+        match r {
+            Ok(computed) => {
+                let (status, seconds) = match &computed {
+                    Computed::Cached(_) => {
+                        self.n_cached += 1;
+                        (Status::Cached, 0.0)
+                    }
+                    Computed::Ran(rec) => {
+                        self.n_ran += 1;
+                        self.log(format!("ran     {} ({:.2}s)", inst.name, rec.seconds));
+                        (Status::Ran, secs)
+                    }
+                };
+                let rec = match computed {
+                    Computed::Ran(r) | Computed::Cached(r) => r,
+                };
+                self.outputs[i] = Some(rec.outputs.clone());
+                self.outcomes[i] = Some(Outcome::new(inst, Some(rec.key.clone()), status, seconds, None));
+                self.records[i] = Some(rec);
+            }
+            Err(e) => {
+                self.log(format!("FAILED  {} ({}): {e}", inst.name, inst.stage.kind()));
+                self.fail(i, None, secs, e.to_string());
+            }
+        }
+        self.release(i);
+    }
+}

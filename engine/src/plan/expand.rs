@@ -1,0 +1,274 @@
+//! Pass 3, expansion: each stage becomes one instance per combination of its matrix axis
+//! values (named `train[hidden=500,rep=3]`). Inside an instance the axis values act as vars;
+//! params are interpolated, then validated and made canonical by the stage kind; input
+//! references are parsed and left for the binding pass.
+
+use super::interpolate::interpolate;
+use super::refs::{parse_ref, Ref};
+use super::{derive_seed, Instance};
+use crate::diag::{Loc, Problem};
+use crate::spec::{Spec, StageSpec, Val, V};
+use repro_core::{closest, lookup, InputSlot, ParamError, Registry, Stage};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The references of one input slot of one instance, bound in the next pass.
+pub(super) struct Pending {
+    pub(super) inst: usize,
+    pub(super) slot: String,
+    pub(super) many: bool,
+    pub(super) refs: Vec<(Ref, Loc)>,
+}
+
+/// What expansion hands to binding.
+pub(super) struct Expanded {
+    pub(super) instances: Vec<Instance>,
+    pub(super) pending: Vec<Pending>,
+    /// Stage name → its instances, in expansion order.
+    pub(super) by_stage: BTreeMap<String, Vec<usize>>,
+}
+
+/// Expands every stage of the spec.
+pub(super) fn expand(spec: &Spec, registry: Registry, problems: &mut Vec<Problem>) -> Expanded {
+    let stage_names: Vec<&str> = spec.stages.iter().map(|s| s.name.as_str()).collect();
+    let mut pass = Pass {
+        spec,
+        stage_names: &stage_names,
+        out: Expanded { instances: Vec::new(), pending: Vec::new(), by_stage: BTreeMap::new() },
+        problems,
+    };
+    for st in &spec.stages {
+        let Some(kind) = lookup(registry, &st.kind) else {
+            if !st.kind.is_empty() {
+                pass.problems.push(unknown_kind(st, registry));
+            }
+            continue;
+        };
+        let axes = stage_axes(st, &spec.vars, pass.problems);
+        for combo in cartesian(&axes) {
+            let idx = pass.out.instances.len();
+            let inst = pass.instance(st, kind, &combo);
+            pass.out.instances.push(inst);
+            pass.out.by_stage.entry(st.name.clone()).or_default().push(idx);
+        }
+    }
+    pass.out
+}
+
+/// The state of the expansion pass.
+struct Pass<'a> {
+    spec: &'a Spec,
+    stage_names: &'a [&'a str],
+    out: Expanded,
+    problems: &'a mut Vec<Problem>,
+}
+
+fn unknown_kind(st: &StageSpec, registry: Registry) -> Problem {
+    let kinds: Vec<&str> = registry.iter().map(|s| s.kind()).collect();
+    let hint = closest(&st.kind, &kinds).map(|h| format!("did you mean `{h}`? ")).unwrap_or_default();
+    Problem::at(&st.kind_loc, format!("unknown stage kind `{}`", st.kind), "no such kind")
+        .help(format!("{hint}kinds: {}", kinds.join(", ")))
+}
+
+/// Matrix axes (values may come from vars); `seed_axes` must name axes of the matrix.
+fn stage_axes(st: &StageSpec, vars: &BTreeMap<String, Val>, problems: &mut Vec<Problem>) -> Vec<(String, Vec<Val>)> {
+    let mut axes: Vec<(String, Vec<Val>)> = Vec::new();
+    for (a, vals, al) in &st.matrix {
+        let v = interpolate(vals, vars, problems);
+        match v.v {
+            V::Arr(items) if !items.is_empty() => axes.push((a.clone(), items)),
+            V::Arr(_) => problems.push(Problem::at(al, format!("matrix axis `{a}` has no values"), "empty axis")),
+            _ => problems.push(Problem::at(
+                &v.loc,
+                format!("matrix axis `{a}` must be a list of values"),
+                format!("found {}", v.v.type_name()),
+            )),
+        }
+    }
+    if let Some((names, l)) = &st.seed_axes {
+        for n in names {
+            if !axes.iter().any(|(a, _)| a == n) && !st.matrix.iter().any(|(a, _, _)| a == n) {
+                problems.push(Problem::at(
+                    l,
+                    format!("`seed_axes` names `{n}`, which is not a matrix axis of `{}`", st.name),
+                    "unknown axis",
+                ));
+            }
+        }
+    }
+    axes
+}
+
+fn cartesian(axes: &[(String, Vec<Val>)]) -> Vec<Vec<(String, Val)>> {
+    let mut out: Vec<Vec<(String, Val)>> = vec![vec![]];
+    for (a, vals) in axes {
+        let mut next = Vec::new();
+        for prefix in &out {
+            for v in vals {
+                let mut p = prefix.clone();
+                p.push((a.clone(), v.clone()));
+                next.push(p);
+            }
+        }
+        out = next;
+    }
+    out
+}
+
+fn instance_name(stage: &str, axes: &[(String, Val)]) -> String {
+    if axes.is_empty() {
+        stage.to_string()
+    } else {
+        let parts: Vec<String> = axes.iter().map(|(a, v)| format!("{a}={}", v.display())).collect();
+        format!("{stage}[{}]", parts.join(","))
+    }
+}
+
+/// The params of one instance, with the locations of their keys and values.
+struct RawParams {
+    raw: serde_json::Map<String, Value>,
+    key_locs: BTreeMap<String, (Loc, Loc)>,
+}
+
+impl Pass<'_> {
+    /// One instance of `st`: the combination `combo` of its axis values.
+    fn instance(&mut self, st: &StageSpec, kind: &'static dyn Stage, combo: &[(String, Val)]) -> Instance {
+        let (spec, idx) = (self.spec, self.out.instances.len());
+        let problems = &mut *self.problems;
+        let name = instance_name(&st.name, combo);
+        let mut env = spec.vars.clone();
+        for (a, v) in combo {
+            env.insert(a.clone(), v.clone());
+        }
+        let problems_before = problems.len();
+        let mut raw = RawParams { raw: serde_json::Map::new(), key_locs: BTreeMap::new() };
+        let mut slots_seen = Vec::new();
+        for (k, kl, v) in &st.entries {
+            let v = interpolate(v, &env, problems);
+            if let Some(slot) = kind.inputs().iter().find(|s| s.name == k) {
+                slots_seen.push(slot.name);
+                if let Some(refs) = slot_refs(k, &v, slot, self.stage_names, problems) {
+                    self.out.pending.push(Pending { inst: idx, slot: slot.name.to_string(), many: slot.many, refs });
+                }
+            } else {
+                raw.key_locs.insert(k.clone(), (kl.clone(), v.loc.clone()));
+                raw.raw.insert(k.clone(), v.to_json());
+            }
+        }
+        for slot in kind.inputs() {
+            if slot.required && !slots_seen.contains(&slot.name) {
+                problems.push(
+                    Problem::at(
+                        &st.loc,
+                        format!("stage `{}` ({}) needs input `{}`", st.name, st.kind, slot.name),
+                        "missing input",
+                    )
+                    .help(format!("{}: {}", slot.name, slot.doc)),
+                );
+            }
+        }
+        let interpolation_failed = problems.len() > problems_before;
+        let params = match kind.canonicalize(&raw.raw) {
+            Ok(p) => p,
+            // A value left uninterpolated would only repeat the problem already reported.
+            Err(_) if interpolation_failed => Value::Null,
+            Err(e) => {
+                report_param_error(&e, &name, st, &raw, problems);
+                Value::Null
+            }
+        };
+        let root = st.seed.as_ref().map(|(s, _)| *s).unwrap_or(spec.seed);
+        let axes_json: BTreeMap<String, Value> = combo.iter().map(|(a, v)| (a.clone(), v.to_json())).collect();
+        let seed_axes: BTreeMap<String, Value> = match &st.seed_axes {
+            Some((names, _)) => {
+                axes_json.iter().filter(|(a, _)| names.contains(a)).map(|(a, v)| (a.clone(), v.clone())).collect()
+            }
+            None => axes_json.clone(),
+        };
+        let (outputs, external) =
+            if params.is_null() { (vec![], vec![]) } else { (kind.outputs(&params), kind.external_files(&params)) };
+        let report = st
+            .report
+            .as_ref()
+            .map(|(r, l)| interpolate(&Val { v: V::Str(r.clone()), loc: l.clone() }, &env, problems).display());
+        Instance {
+            name,
+            stage_name: st.name.clone(),
+            stage: kind,
+            seed: derive_seed(root, &seed_axes),
+            base_seed: derive_seed(root, &BTreeMap::new()),
+            axes: axes_json,
+            params,
+            inputs: BTreeMap::new(),
+            outputs,
+            external,
+            report,
+            loc: st.loc.clone(),
+        }
+    }
+}
+
+/// The references written for one input slot; `None` when the value is not a reference.
+fn slot_refs(
+    k: &str,
+    v: &Val,
+    slot: &InputSlot,
+    stage_names: &[&str],
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<(Ref, Loc)>> {
+    let items: Vec<Val> = match &v.v {
+        V::Str(_) => vec![v.clone()],
+        V::Arr(a) if slot.many => a.clone(),
+        _ => {
+            problems.push(Problem::at(
+                &v.loc,
+                format!("input `{k}` must be a reference string like \"qn\" or \"split.train\""),
+                format!("found {}", v.v.type_name()),
+            ));
+            return None;
+        }
+    };
+    let mut refs = Vec::new();
+    for it in items {
+        match it.as_str().map(parse_ref) {
+            Some(Ok(r)) if !stage_names.contains(&r.stage.as_str()) => {
+                let hint = closest(&r.stage, stage_names).map(|h| format!("did you mean `{h}`? ")).unwrap_or_default();
+                problems.push(
+                    Problem::at(&it.loc, format!("dangling reference: no stage `{}`", r.stage), "unknown stage")
+                        .help(format!("{hint}stages: {}", stage_names.join(", "))),
+                );
+            }
+            Some(Ok(r)) if r.all && !slot.many => problems.push(
+                Problem::at(
+                    &it.loc,
+                    format!("input `{k}` takes one artifact, but `[*]` selects every instance"),
+                    "many instances",
+                )
+                .help("use a selector like `stage[axis=value]`, or a shared axis"),
+            ),
+            Some(Ok(r)) => refs.push((r, it.loc.clone())),
+            Some(Err(e)) => problems.push(Problem::at(&it.loc, format!("bad reference: {e}"), "cannot parse")),
+            None => problems.push(Problem::at(&it.loc, "references must be strings", "not a string")),
+        }
+    }
+    Some(refs)
+}
+
+/// A param the stage kind rejected, pointed at its key (unknown param) or its value.
+fn report_param_error(e: &ParamError, name: &str, st: &StageSpec, raw: &RawParams, problems: &mut Vec<Problem>) {
+    let top = e.param.split(['.', '[']).next().unwrap_or("").to_string();
+    let (loc, label) = match raw.key_locs.get(&top) {
+        Some((kl, _)) if e.message.starts_with("unknown param") => (kl.clone(), "unknown param".to_string()),
+        Some((_, vl)) => (vl.clone(), format!("bad value for `{}`", e.param)),
+        None => (st.loc.clone(), "in this stage".to_string()),
+    };
+    let msg = if e.param.is_empty() {
+        format!("stage `{name}`: {}", e.message)
+    } else {
+        format!("stage `{name}`, param `{}`: {}", e.param, e.message)
+    };
+    // Each matrix instance would repeat the same problem: report it once.
+    if !problems.iter().any(|p: &Problem| p.loc.as_ref() == Some(&loc) && p.label == label) {
+        problems.push(Problem::at(&loc, msg, label));
+    }
+}

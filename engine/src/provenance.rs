@@ -1,0 +1,221 @@
+//! Publishing and provenance: a stage with a `report` has its outputs copied to
+//! `reports/<report>.<output>`, beside a `<report>.provenance.json` sidecar that says which
+//! pipeline, params, keys and machine produced every file and every table cell.
+//!
+//! The sidecar is the typed [`Provenance`], written by [`publish`] and read back by [`read`]
+//! (`repro explain reports/x.md R2C3`): one definition for both. It holds no wall times, so a
+//! rerun that reproduces the numbers reproduces the sidecar byte for byte. Which inputs lie
+//! behind a cell comes from the stage itself ([`repro_core::Stage::cell_sources`]): the engine
+//! never parses a stage's output.
+
+use crate::diag::{Error, Result};
+use crate::plan::Plan;
+use crate::store::{Record, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The provenance sidecar of one report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The pipeline file as given on the command line.
+    pub pipeline_file: String,
+    /// blake3 over the pipeline's source texts and overrides.
+    pub pipeline_hash: String,
+    /// `--profile` and `--set` applied.
+    pub overrides: Vec<String>,
+    /// The tool that wrote it.
+    pub tool: Tool,
+    /// The instance whose outputs the report is.
+    pub stage: StageRef,
+    /// Published file name → content hash.
+    pub files: BTreeMap<String, String>,
+    /// Every table cell with the instances behind it (empty for a stage that is no table).
+    pub cells: Vec<Cell>,
+    /// Every upstream instance with its key, params and compute environment, nearest first.
+    pub upstream: Vec<Upstream>,
+}
+
+/// Name and version of the tool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tool {
+    /// `repro`.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// The reporting instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageRef {
+    /// Instance name.
+    pub instance: String,
+    /// Stage kind.
+    pub kind: String,
+    /// Cache key.
+    pub key: String,
+}
+
+/// One table cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cell {
+    /// `R<row>C<col>`.
+    pub cell: Value,
+    /// Row label.
+    pub row: Value,
+    /// Column label.
+    pub column: Value,
+    /// The value shown.
+    pub value: Value,
+    /// The instances it was computed from.
+    pub sources: Vec<Source>,
+}
+
+/// One instance behind a cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Source {
+    /// Instance name.
+    pub instance: String,
+    /// The output read.
+    pub output: String,
+    /// Its key, when it has a record.
+    pub key: Option<String>,
+    /// Its upstream chain, nearest first.
+    pub upstream: Vec<KeyedInstance>,
+}
+
+/// An instance and its key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyedInstance {
+    /// Instance name.
+    pub instance: String,
+    /// Its key, when it has a record.
+    pub key: Option<String>,
+}
+
+/// One upstream instance of the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Upstream {
+    /// Instance name.
+    pub instance: String,
+    /// Stage kind.
+    pub kind: String,
+    /// Cache key.
+    pub key: String,
+    /// Canonical params.
+    pub params: Value,
+    /// Where it ran (see [`crate::exec::environment`]).
+    pub environment: BTreeMap<String, String>,
+}
+
+/// The sidecar's path beside a published report file (`reports/x.md` → `reports/x.provenance.json`).
+pub fn sidecar_path(report_file: &Path) -> PathBuf {
+    let stem = report_file.file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').next()).unwrap_or("");
+    report_file.with_file_name(format!("{stem}.provenance.json"))
+}
+
+/// Reads a sidecar.
+pub fn read(path: &Path) -> Option<Provenance> {
+    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// The sidecar's bytes: pretty JSON with sorted keys and a trailing newline.
+pub fn to_bytes(p: &Provenance) -> String {
+    // Through a `Value`, whose maps are sorted, so the field order above does not matter.
+    let v = serde_json::to_value(p).expect("provenance serializes");
+    let mut text = serde_json::to_string_pretty(&v).expect("provenance serializes");
+    text.push('\n');
+    text
+}
+
+/// Copies report outputs to `reports/<report>.<output>` and writes their provenance sidecar.
+pub fn publish(plan: &Plan, store: &Store, root: &Path, records: &[Option<Record>]) -> Result<()> {
+    for (i, inst) in plan.instances.iter().enumerate() {
+        let (Some(report), Some(rec)) = (&inst.report, &records[i]) else { continue };
+        let dir = root.join("reports");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        let mut files = BTreeMap::new();
+        for (out, obj) in &rec.outputs {
+            let dest = dir.join(format!("{report}.{out}"));
+            let same = std::fs::read(&dest).ok().is_some_and(|b| blake3::hash(&b).to_hex().as_str() == obj.hash);
+            if !same {
+                let bytes = std::fs::read(store.object_path(&obj.hash))
+                    .map_err(|e| Error::io("cannot read report object", e))?;
+                store.write_atomic(&dest, &bytes)?;
+            }
+            files.insert(format!("{report}.{out}"), obj.hash.clone());
+        }
+        let prov = Provenance {
+            pipeline: plan.spec.name.clone(),
+            pipeline_file: plan.spec.path.display().to_string(),
+            pipeline_hash: plan.spec.hash(),
+            overrides: plan.spec.overrides.clone(),
+            tool: Tool { name: "repro".into(), version: env!("CARGO_PKG_VERSION").into() },
+            stage: StageRef { instance: inst.name.clone(), kind: rec.key_input.kind.clone(), key: rec.key.clone() },
+            files,
+            cells: cells(plan, store, i, rec, records),
+            upstream: upstream(plan, i, records),
+        };
+        let text = to_bytes(&prov);
+        let dest = dir.join(format!("{report}.provenance.json"));
+        if std::fs::read_to_string(&dest).ok().as_deref() != Some(text.as_str()) {
+            store.write_atomic(&dest, text.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// The upstream chain of instance `i` with what produced each (no wall times: see the module).
+fn upstream(plan: &Plan, i: usize, records: &[Option<Record>]) -> Vec<Upstream> {
+    plan.upstream(i)
+        .into_iter()
+        .filter_map(|u| {
+            let r = records[u].as_ref()?;
+            Some(Upstream {
+                instance: plan.instances[u].name.clone(),
+                kind: r.key_input.kind.clone(),
+                key: r.key.clone(),
+                params: r.key_input.params.clone(),
+                environment: r.environment.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The cells of a table stage, each with the instances its stage says it was computed from.
+fn cells(plan: &Plan, store: &Store, i: usize, rec: &Record, records: &[Option<Record>]) -> Vec<Cell> {
+    let inst = &plan.instances[i];
+    let paths: BTreeMap<String, PathBuf> =
+        rec.outputs.iter().map(|(o, obj)| (o.clone(), store.object_path(&obj.hash))).collect();
+    let Some(sources) = inst.stage.cell_sources(&paths) else { return Vec::new() };
+    let binds = inst.inputs.get(sources.slot).cloned().unwrap_or_default();
+    let key_of = |u: usize| records[u].as_ref().map(|r| r.key.clone());
+    sources
+        .cells
+        .into_iter()
+        .map(|c| Cell {
+            sources: c
+                .inputs
+                .iter()
+                .filter_map(|&ix| binds.get(ix))
+                .map(|b| Source {
+                    instance: plan.instances[b.instance].name.clone(),
+                    output: b.output.clone(),
+                    key: key_of(b.instance),
+                    upstream: plan
+                        .upstream(b.instance)
+                        .into_iter()
+                        .map(|x| KeyedInstance { instance: plan.instances[x].name.clone(), key: key_of(x) })
+                        .collect(),
+                })
+                .collect(),
+            cell: c.cell,
+            row: c.row,
+            column: c.column,
+            value: c.value,
+        })
+        .collect()
+}

@@ -1,0 +1,104 @@
+//! `repro explain`: the key, canonical params, inputs, upstream chain and run record of a stage;
+//! or, given a report and a cell (`repro explain reports/dgex_table3.md R2C3`), the chain of
+//! instances behind that number, read from the report's provenance sidecar.
+
+use super::{cache_dir, load_plan};
+use crate::cli::Cli;
+use repro_engine::diag::{exit, Error, Result};
+use repro_engine::exec::{resolve_keys, KeyState, Trust};
+use repro_engine::key;
+use repro_engine::plan::Plan;
+use repro_engine::project_root;
+use repro_engine::provenance::{self, Provenance};
+use repro_engine::store::Store;
+use std::path::Path;
+
+pub fn explain(cli: &Cli, target: &Path, what: &str, sets: &[String], profile: &Option<String>) -> Result<i32> {
+    let is_report =
+        target.components().any(|c| c.as_os_str() == "reports") && target.extension().is_some_and(|e| e != "toml");
+    if is_report {
+        return explain_cell(target, what);
+    }
+    let plan = load_plan(target, sets, profile)?;
+    let root = project_root(target);
+    let store = Store::open(&cache_dir(cli, &root))?;
+    let hits = plan.find(what);
+    if hits.is_empty() {
+        return Err(plan.unknown(what, ""));
+    }
+    let all = vec![true; plan.instances.len()];
+    let states = resolve_keys(&plan, &store, &root, &all, Trust::Verified);
+    for i in hits {
+        print_instance(&plan, &store, &states, i);
+    }
+    Ok(exit::OK)
+}
+
+fn print_instance(plan: &Plan, store: &Store, states: &[KeyState], i: usize) {
+    let inst = &plan.instances[i];
+    println!("{} ({} v{})", inst.name, inst.stage.kind(), inst.stage.version());
+    match &states[i].key_input {
+        Some(ki) => {
+            println!("  key      {}", ki.key());
+            println!("  seed     {}", ki.seed);
+            println!("  params   {}", key::canonical_json(&ki.params));
+            for (slot, ins) in &ki.inputs {
+                for (b, k) in inst.inputs[slot].iter().zip(ins) {
+                    println!("  input    {slot} = {}.{} ({})", plan.instances[b.instance].name, b.output, k.hash);
+                }
+            }
+            for (p, h) in inst.external.iter().zip(&ki.external) {
+                println!("  file     {p} ({h})");
+            }
+            match store.read_record(&ki.key()) {
+                Some(r) => {
+                    println!(
+                        "  record   ran in {:.3}s by repro {} ({})",
+                        r.seconds,
+                        r.tool_version,
+                        r.environment.get("cpu_features").cloned().unwrap_or_default()
+                    );
+                    for (o, obj) in &r.outputs {
+                        println!("  output   {o} = {} ({} bytes)", obj.hash, obj.size);
+                    }
+                    if !r.metrics.is_empty() {
+                        println!("  metrics  {}", serde_json::to_string(&r.metrics).unwrap());
+                    }
+                }
+                None => println!("  record   none (stale: run the pipeline)"),
+            }
+        }
+        None => println!("  key      unknown until upstream runs"),
+    }
+    let up = plan.upstream(i);
+    if !up.is_empty() {
+        println!("  upstream:");
+        for u in up {
+            let k = states[u].key().unwrap_or_else(|| "?".into());
+            println!("    {} ({}) {}", plan.instances[u].name, plan.instances[u].stage.kind(), k);
+        }
+    }
+}
+
+/// The chain behind one cell of a published table.
+fn explain_cell(target: &Path, what: &str) -> Result<i32> {
+    let prov_path = provenance::sidecar_path(target);
+    let prov: Provenance = provenance::read(&prov_path).ok_or_else(|| {
+        Error::Usage(format!("no provenance sidecar {} (run the pipeline first)", prov_path.display()))
+    })?;
+    let Some(cell) = prov.cells.iter().find(|c| c.cell.as_str() == Some(what)) else {
+        let names: Vec<&str> = prov.cells.iter().filter_map(|c| c.cell.as_str()).collect();
+        return Err(Error::Usage(format!("no cell `{what}` in {}; cells: {}", target.display(), names.join(" "))));
+    };
+    println!("cell {what} of {}: {} = {}", target.display(), cell.row.as_str().unwrap_or(""), cell.value);
+    println!("  column: {}", cell.column.as_str().unwrap_or(""));
+    println!("pipeline {} ({}), hash {}", prov.pipeline, prov.pipeline_file, prov.pipeline_hash);
+    println!("table    {} key {}", prov.stage.instance, prov.stage.key);
+    for s in &cell.sources {
+        println!("from     {} ({}) key {}", s.instance, s.output, s.key.as_deref().unwrap_or("?"));
+        for u in &s.upstream {
+            println!("  <- {} key {}", u.instance, u.key.as_deref().unwrap_or("?"));
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,65 @@
+//! `repro gc`: remove cache entries that no kept pipeline's current keys reach.
+
+use super::{cache_dir, load_plan};
+use crate::cli::Cli;
+use repro_engine::diag::{exit, Error, Result};
+use repro_engine::exec::{resolve_keys, Trust};
+use repro_engine::project_root;
+use repro_engine::store::Store;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+pub fn gc(cli: &Cli, keep: &[PathBuf], dry_run: bool) -> Result<i32> {
+    let keep = if keep.is_empty() { project_pipelines()? } else { keep.to_vec() };
+    let root = keep.first().map(|p| project_root(p)).unwrap_or_else(|| PathBuf::from("."));
+    let store = Store::open(&cache_dir(cli, &root))?;
+    let mut live_keys = BTreeSet::new();
+    let mut live_objects = BTreeSet::new();
+    for p in &keep {
+        let plan = load_plan(p, &[], &None)?;
+        let all = vec![true; plan.instances.len()];
+        for state in resolve_keys(&plan, &store, &root, &all, Trust::Recorded) {
+            if let (Some(k), Some(r)) = (state.key(), &state.record) {
+                live_objects.extend(r.outputs.values().map(|o| o.hash.clone()));
+                live_keys.insert(k);
+            }
+        }
+    }
+    let (mut n_rec, mut n_obj, mut bytes) = (0usize, 0usize, 0u64);
+    for k in store.record_keys() {
+        if !live_keys.contains(&k) {
+            n_rec += 1;
+            if !dry_run {
+                store.remove_record(&k);
+            }
+        }
+    }
+    for (h, path) in store.objects() {
+        if !live_objects.contains(&h) {
+            n_obj += 1;
+            bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if !dry_run {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    let verb = if dry_run { "would free" } else { "freed" };
+    println!(
+        "{verb} {bytes} bytes: {n_obj} objects, {n_rec} run records (kept {} records of {} pipelines)",
+        live_keys.len(),
+        keep.len()
+    );
+    Ok(exit::OK)
+}
+
+/// Every `pipelines/*.toml` of the project in the working directory.
+fn project_pipelines() -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir("pipelines")
+        .map_err(|e| Error::Usage(format!("no --keep given and cannot list pipelines/: {e}")))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    v.sort();
+    Ok(v)
+}

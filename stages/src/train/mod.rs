@@ -1,0 +1,320 @@
+//! `train`: fit an MLP (or linear / logistic / softmax regression, the zero-hidden case) to a
+//! dataset artifact and write its weights (safetensors), the weights at the epochs listed in
+//! `save_at` (`epoch100`, `epoch200`, … so one 200-epoch run yields a table's 100- and
+//! 200-epoch columns) and its history (per epoch: train loss, learning rate, and metrics of
+//! the optional `eval` dataset).
+//!
+//! The module is split by concern: [`params`] (what a pipeline writes, checked at plan time),
+//! [`fit`] (the loop), [`schedule`] (one file per learning-rate policy behind `LrSchedule`:
+//! `fixed`; `dgex_decay`, the D-GEX authors' code; `exp_decay`, LogGENE's baseline;
+//! `lipschitz`, LALR with presets `paper` and `published_code`; `lipschitz_adaptive`,
+//! LipschitzLR's adaptive optimizers) and [`stepper`] (first-order optimizers vs L-BFGS
+//! behind `Stepper`).
+
+pub mod fit;
+pub mod params;
+pub mod schedule;
+pub mod stepper;
+
+pub use fit::{fit, FitData, Trained};
+pub use params::{AdaptiveRule, Batching, LalrVariant, MChoice, Policy, TrainParams, YNorm};
+pub use schedule::{lalr_knobs, Lalr};
+
+use crate::dataset::Dataset;
+use crate::metrics::targets_for;
+use repro_core::{write_json, Ctx, InputSlot, Metrics, ParamError, StageError, StageResult, TypedStage};
+
+/// The `train` stage kind.
+pub struct Train;
+
+impl TypedStage for Train {
+    type Params = TrainParams;
+    const KIND: &'static str = "train";
+    const VERSION: u32 = 2;
+    const DOC: &'static str = "Train an MLP (hidden = [] for linear / logistic / softmax regression) with the papers' activations, losses, optimizers, initializers and learning-rate policies (fixed, dgex_decay, exp_decay, lipschitz with `paper` / `published_code` variants). Outputs: model, epoch<E> for each save_at epoch, history (JSON).";
+    const INPUTS: &'static [InputSlot] = &[
+        InputSlot::one("data", "training dataset"),
+        InputSlot::optional("eval", "dataset evaluated after every epoch (history only)"),
+    ];
+
+    fn validate(p: &TrainParams) -> Result<(), ParamError> {
+        params::validate(p)
+    }
+
+    fn outputs(p: &TrainParams) -> Vec<String> {
+        let mut v = vec!["model".to_string(), "history".to_string()];
+        v.extend(p.save_at.iter().map(|e| format!("epoch{e}")));
+        v
+    }
+
+    fn threads(_p: &TrainParams) -> usize {
+        usize::MAX
+    }
+
+    fn run(&self, p: &TrainParams, ctx: &Ctx) -> StageResult<Metrics> {
+        let d = Dataset::read(&ctx.input("data")?.path)?;
+        if d.is_absent() {
+            // Data the user did not supply: empty model files, an empty history; `evaluate`
+            // on the (equally absent) test data reports null metrics without reading them.
+            for name in Self::outputs(p) {
+                std::fs::write(ctx.output(&name), if name == "history" { "[]\n" } else { "" })?;
+            }
+            return Ok(Metrics::new());
+        }
+        d.validate("data")?;
+        let (y, q) = targets_for(&d, &p.loss)?;
+        let ev = match ctx.optional_input("eval") {
+            Some(a) => {
+                let e = Dataset::read(&a.path)?;
+                if e.p() != d.p() {
+                    return Err(StageError::param("eval", format!("eval has {} features, data has {}", e.p(), d.p())));
+                }
+                let (ey, _) = targets_for(&e, &p.loss)?;
+                Some((e.x, ey))
+            }
+            None => None,
+        };
+        let data = FitData { x: &d.x, y: &y, q, eval: ev.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())) };
+        let t = fit(p, &data, ctx.seed, ctx.threads, Some(ctx))?;
+        let info =
+            serde_json::json!({"features": d.features, "targets": d.targets, "classes": d.classes, "loss": p.loss});
+        t.model.save(&ctx.output("model"), info.clone())?;
+        for (e, m) in &t.saved {
+            m.save(&ctx.output(&format!("epoch{e}")), info.clone())?;
+        }
+        write_json(&ctx.output("history"), &t.history)?;
+        let mut m = Metrics::new();
+        if let Some(last) = t.history.last() {
+            m.insert("final".into(), last.clone());
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::act::Activation;
+    use crate::nn::init::Init;
+    use crate::nn::loss::Loss;
+    use crate::nn::mlp::Mlp;
+    use crate::nn::optim::{Convention, Method, Optimizer, State};
+    use crate::rng::{rng, Rng};
+
+    fn sgd(momentum: f64, nesterov: bool) -> Optimizer {
+        Optimizer::Sgd { momentum, nesterov, convention: Convention::Pytorch }
+    }
+
+    /// The lecture's worked example (dnn_lecture.md): y = 3x + 2 + U(−0.1, 0.1) on 30 points,
+    /// θ0 = (10, 5), α = 0.005, 1000 full-batch iterations; SGD, momentum 0.6 and Nesterov 0.8
+    /// all land near (intercept, slope) = (2, 3).
+    #[test]
+    fn lecture_regression_lands_near_2_3() {
+        let mut r = rng(0, "lecture");
+        let xs: Vec<f32> = (0..30).map(|i| i as f32 / 29.0 * 4.0 - 2.0).collect();
+        let ys: Vec<f32> = xs.iter().map(|x| 3.0 * x + 2.0 + (r.random::<f32>() * 0.2 - 0.1)).collect();
+        for opt in [sgd(0.0, false), sgd(0.6, false), sgd(0.8, true)] {
+            let p = TrainParams {
+                hidden: vec![],
+                init: Init::Uniform { a: 0.0 },
+                loss: Loss::Mse,
+                optimizer: opt,
+                lr: 0.005,
+                epochs: 1000,
+                batch: 30,
+                ..Default::default()
+            };
+            // θ0 = (10, 5): start from it by training a model whose weights we set first.
+            let mut t = fit(&TrainParams { epochs: 1, lr: 1e-30, ..p.clone() }, &FitData::new(&xs, &ys, 1), 1, 1, None)
+                .unwrap();
+            t.model.layers[0].w[0] = 5.0;
+            t.model.layers[0].b[0] = 10.0;
+            let (w, b) = run_from(&p, t.model, &xs, &ys);
+            assert!((b - 2.0).abs() < 0.1 && (w - 3.0).abs() < 0.1, "{opt:?}: intercept {b}, slope {w}");
+        }
+    }
+
+    /// Full-batch gradient descent from a given model (the loop of `fit`, without init).
+    fn run_from(p: &TrainParams, mut model: Mlp, x: &[f32], y: &[f32]) -> (f32, f32) {
+        let mut ws = model.workspace(x.len());
+        let Method::Elementwise(rule) = p.optimizer.method() else { panic!("not elementwise") };
+        let mut st: Vec<(State, State)> =
+            model.layers.iter().map(|l| (rule.state(l.w.len()), rule.state(l.b.len()))).collect();
+        ws.inp[0].copy_from_slice(x);
+        for _ in 0..p.epochs {
+            model.forward(&mut ws, x.len(), None, 1);
+            let out = model.output(&ws, x.len()).to_vec();
+            p.loss.eval(&out, y, x.len(), 1, &mut ws.dz[0]);
+            model.backward(&mut ws, x.len(), 1);
+            rule.step(&mut model.layers[0].w, &ws.gw[0], &mut st[0].0, p.lr);
+            rule.step(&mut model.layers[0].b, &ws.gb[0], &mut st[0].1, p.lr);
+        }
+        (model.layers[0].w[0], model.layers[0].b[0])
+    }
+
+    /// A 2-4-1 sigmoid net learns XOR from N(0, 1/√fan_in) initialization.
+    #[test]
+    fn xor_trains() {
+        let x = [0f32, 0., 0., 1., 1., 0., 1., 1.];
+        let y = [0f32, 1., 1., 0.];
+        let p = TrainParams {
+            hidden: vec![4],
+            activation: Activation::Sigmoid,
+            output_activation: Activation::Sigmoid,
+            init: Init::Normal { std: 0.0 },
+            loss: Loss::Mse,
+            optimizer: sgd(0.9, false),
+            lr: 2.0,
+            epochs: 3000,
+            batch: 4,
+            ..Default::default()
+        };
+        let t = fit(&p, &FitData::new(&x, &y, 1), 3, 1, None).unwrap();
+        let pred = t.model.predict(&x, 1);
+        for (p, t) in pred.iter().zip(y) {
+            assert!((p - t).abs() < 0.2, "{pred:?}");
+        }
+    }
+
+    #[test]
+    fn same_seed_same_bytes_any_thread_count() {
+        let mut r = rng(9, "data");
+        let x: Vec<f32> = (0..300 * 20).map(|_| r.random::<f32>()).collect();
+        let y: Vec<f32> = (0..300 * 7).map(|_| r.random::<f32>()).collect();
+        let p = TrainParams {
+            hidden: vec![64],
+            epochs: 3,
+            batch: 50,
+            batching: Batching::Random,
+            steps_per_epoch: 4,
+            ..Default::default()
+        };
+        let a = fit(&p, &FitData::new(&x, &y, 7), 5, 2, None).unwrap();
+        let b = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| fit(&p, &FitData::new(&x, &y, 7), 5, 1, None).unwrap());
+        assert_eq!(a.model, b.model);
+        assert_eq!(a.history, b.history);
+    }
+
+    #[test]
+    fn divergence_names_epoch_step_and_lr() {
+        let x: Vec<f32> = (0..40).map(|i| i as f32).collect();
+        let y: Vec<f32> = (0..40).map(|i| (i * i) as f32).collect();
+        let p = TrainParams { hidden: vec![], lr: 10.0, epochs: 50, batch: 40, ..Default::default() };
+        let Err(e) = fit(&p, &FitData::new(&x, &y, 1), 1, 1, None) else { panic!("expected divergence") };
+        assert!(
+            e.message.contains("epoch") && e.message.contains("step 1") && e.message.contains("learning rate"),
+            "{e}"
+        );
+    }
+
+    /// `lipschitz_adaptive` schedules by hand. Softmax regression (no hidden layer, so the
+    /// penultimate activations are the inputs) on X = [[1, 2], [3, 4]], classes 0/1, one batch
+    /// of 2: Kz = √30, c = (k − 1)/(k·bs) = 1/4, K = c·Kz = 1.369306, S = ‖X∘X‖_F = √354,
+    /// S_est = c²·S. Python:
+    ///   sgd 1/K = 0.730297; AdaMo epoch 2: K1 = 0.9·0.1 + 0.1·K → 1/K1 = 4.406633;
+    ///   RMSprop K2 = 0.1·S_est → (√K2 + 1e-7)/Kz = 0.062608, then K2 = 0.9·K2 + 0.1·S_est → 0.086299;
+    ///   Adam K1 = 0.1·K, K2 = 0.001·S_est → (√K2 + 1e-7)/K1 = 0.250433, then 0.186356.
+    /// The weights move between epochs but the inputs, hence Kz and S, do not.
+    #[test]
+    fn adaptive_schedules_by_hand() {
+        let x = [1f32, 2., 3., 4.];
+        let y = [1f32, 0., 0., 1.];
+        let lrs = |rule: AdaptiveRule| -> Vec<f64> {
+            let p = TrainParams {
+                hidden: vec![],
+                loss: Loss::SoftmaxCe,
+                policy: Policy::LipschitzAdaptive { rule, first_lr: 0.1, bias_correction: false },
+                epochs: 2,
+                batch: 2,
+                ..Default::default()
+            };
+            let t = fit(&p, &FitData::new(&x, &y, 2), 1, 1, None).unwrap();
+            t.history.iter().map(|h| h["lr"].as_f64().unwrap()).collect()
+        };
+        let close = |got: Vec<f64>, want: [f64; 2]| {
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-5 * w, "{got:?} vs {want:?}");
+            }
+        };
+        close(lrs(AdaptiveRule::Sgd), [0.730297, 0.730297]);
+        close(lrs(AdaptiveRule::Momentum), [0.1, 4.406633]);
+        close(lrs(AdaptiveRule::Rmsprop), [0.062608, 0.086299]);
+        close(lrs(AdaptiveRule::Adam), [0.250433, 0.186356]);
+    }
+
+    /// Full-batch L-BFGS through the trainer fits y = 2x + 1 exactly (no noise: the least-squares
+    /// solution is w = 2, b = 1), from PyTorch-default initial weights, in one epoch of 20 iterations.
+    #[test]
+    fn lbfgs_fits_a_line() {
+        let x = [0f32, 1., 2., 3., 4.];
+        let y: Vec<f32> = x.iter().map(|v| 2.0 * v + 1.0).collect();
+        let p = TrainParams {
+            hidden: vec![],
+            loss: Loss::Mse,
+            optimizer: Optimizer::Lbfgs { max_iter: 20, history: 100, tolerance_grad: 1e-7, tolerance_change: 1e-9 },
+            lr: 1.0,
+            epochs: 1,
+            batch: 5,
+            ..Default::default()
+        };
+        let t = fit(&p, &FitData::new(&x, &y, 1), 4, 1, None).unwrap();
+        let (w, b) = (t.model.layers[0].w[0], t.model.layers[0].b[0]);
+        assert!((w - 2.0).abs() < 1e-3 && (b - 1.0).abs() < 1e-3, "w {w}, b {b}");
+    }
+
+    /// A learnable PReLU recovers the slope of data made by one: y = x for x ≥ 0 and 0.1·x
+    /// below. A 1 → 1 → 1 network with positive weights represents it exactly with α = 0.1 (any
+    /// w, v > 0 with v·w = 1, zero biases; negative w would mirror it to α = 10), so from
+    /// w = v = 0.5 training moves α from 0.25 to near 0.1; a fixed slope stays at 0.25.
+    #[test]
+    fn learnable_prelu_learns_the_slope() {
+        let x: Vec<f32> = (0..40).map(|i| i as f32 / 10.0 - 2.0).collect();
+        let y: Vec<f32> = x.iter().map(|v| if *v >= 0.0 { *v } else { 0.1 * v }).collect();
+        let p = |learnable: bool| TrainParams {
+            hidden: vec![1],
+            activation: Activation::Prelu { alpha: 0.25, learnable },
+            init: Init::Constant { weight: 0.5, bias: 0.0 },
+            loss: Loss::Mse,
+            optimizer: sgd(0.9, false),
+            lr: 0.02,
+            epochs: 3000,
+            batch: 40,
+            ..Default::default()
+        };
+        let t = fit(&p(true), &FitData::new(&x, &y, 1), 2, 1, None).unwrap();
+        let Activation::Prelu { alpha, .. } = t.model.layers[0].act else { panic!() };
+        let final_loss = t.history.last().unwrap()["train_loss"].as_f64().unwrap();
+        assert!((alpha - 0.1).abs() < 0.03, "α {alpha}, loss {final_loss}");
+        let fixed = fit(&p(false), &FitData::new(&x, &y, 1), 2, 1, None).unwrap();
+        assert_eq!(fixed.model.layers[0].act, Activation::Prelu { alpha: 0.25, learnable: false });
+    }
+
+    #[test]
+    fn lalr_presets() {
+        let paper = lalr_knobs(&Policy::Lipschitz {
+            variant: LalrVariant::Paper,
+            m: None,
+            y_norm: None,
+            scale: None,
+            floor: None,
+            cap: None,
+        })
+        .unwrap();
+        assert_eq!((paper.m, paper.y_norm, paper.scale, paper.cap), (MChoice::Batch, YNorm::Targets, 0.3, 5e-4));
+        let code = lalr_knobs(&Policy::Lipschitz {
+            variant: LalrVariant::PublishedCode,
+            m: None,
+            y_norm: None,
+            scale: None,
+            floor: None,
+            cap: None,
+        })
+        .unwrap();
+        assert_eq!((code.m, code.y_norm, code.scale), (MChoice::TrainRows, YNorm::Inputs, 0.5));
+        assert!(code.cap.is_infinite());
+    }
+}

@@ -1,0 +1,213 @@
+//! The params of `train`: the network, the loss, the optimizer, the learning-rate policy and
+//! the batching, with the checks that run at plan time.
+
+use crate::nn::act::Activation;
+use crate::nn::init::Init;
+use crate::nn::loss::Loss;
+use crate::nn::optim::{Convention, Optimizer};
+use repro_core::{stage_params, ParamError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LalrVariant {
+    /// LALR paper: m = batch size, ‖y‖ of the targets, scale 0.3, lr clamped to [1e-5, 5e-4].
+    Paper,
+    /// The authors' code: m = training rows, ‖X‖ (inputs) in place of ‖y‖, scale 0.5, floor 1e-5, no cap.
+    PublishedCode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MChoice {
+    Batch,
+    TrainRows,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum YNorm {
+    Targets,
+    Inputs,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Policy {
+    Fixed,
+    /// D-GEX code: after each epoch, if the monitor MAE rose, lr ×= factor; lr ≥ floor.
+    DgexDecay {
+        #[serde(default = "default_decay_factor")]
+        factor: f64,
+        #[serde(default = "default_floor")]
+        floor: f64,
+        #[serde(default = "default_monitor_rows")]
+        monitor_rows: usize,
+    },
+    /// lr_e = lr · gamma^(e−1).
+    ExpDecay {
+        gamma: f64,
+    },
+    /// LALR. `variant` sets every knob; any knob given explicitly overrides it.
+    Lipschitz {
+        variant: LalrVariant,
+        #[serde(default)]
+        m: Option<MChoice>,
+        #[serde(default)]
+        y_norm: Option<YNorm>,
+        #[serde(default)]
+        scale: Option<f64>,
+        #[serde(default)]
+        floor: Option<f64>,
+        /// Upper clamp; a negative value means no cap.
+        #[serde(default)]
+        cap: Option<f64>,
+    },
+    /// LipschitzLR's adaptive optimizers as its authors' Keras callbacks compute them, once per
+    /// epoch in evaluation mode: Kz = max over batches of ‖penultimate‖_F, S = max over batches
+    /// of ‖Z∘Z‖_F, K = c·Kz + λ·max‖W‖_F with c the loss's bound per unit Kz (m = batch), and
+    /// S = c²·S + 2λ·max‖W‖·c·Kz (the estimate of (max‖∇L‖)² "with the middle term removed").
+    LipschitzAdaptive {
+        rule: AdaptiveRule,
+        /// AdaMo's fixed first-epoch learning rate (the paper tried 0.1, 0.5, 1).
+        #[serde(default = "default_first_lr")]
+        first_lr: f64,
+        /// Divide the moving averages by 1 − βᵗ (the paper's §6.4; the authors' code did not).
+        #[serde(default)]
+        bias_correction: bool,
+    },
+}
+
+/// Which of LipschitzLR's adaptive algorithms `lipschitz_adaptive` schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdaptiveRule {
+    /// lr = 1/K, K = (k−1)Kz/(k·bs) + λ·max‖W‖ (softmax CE; other losses use their own bound).
+    Sgd,
+    /// AdaMo (Alg. 1): first epoch at `first_lr` with K1 = `first_lr`, then K1 ← 0.9·K1 + 0.1·K, lr = 1/K1.
+    Momentum,
+    /// Adaptive RMSprop (Alg. 2, the authors' code): K2 ← 0.9·K2 + 0.1·S, lr = (√K2 + 1e-7)/Kz.
+    Rmsprop,
+    /// Auto-Adam (Alg. 3, the authors' code): K1 ← 0.9·K1 + 0.1·K, K2 ← 0.999·K2 + 0.001·S, lr = (√K2 + 1e-7)/K1.
+    Adam,
+}
+
+fn default_first_lr() -> f64 {
+    0.1
+}
+fn default_decay_factor() -> f64 {
+    0.9
+}
+fn default_floor() -> f64 {
+    1e-5
+}
+fn default_monitor_rows() -> usize {
+    5000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Batching {
+    /// Each step draws `batch` rows without replacement, independently of other steps (the
+    /// LALR code: `np.random.choice(N, 200, replace=False)`, 100 steps per epoch).
+    Random,
+    /// A seeded permutation per epoch, cut into consecutive batches.
+    Shuffle,
+}
+
+stage_params! {
+    /// Params of `train`.
+    pub struct TrainParams {
+        /// Hidden layer widths; [] is linear / logistic / softmax regression.
+        hidden: Vec<usize> = vec![500],
+        /// Activation of every hidden layer, e.g. { name = "tanh" }, { name = "arelu", k = 0.6, n = 1.2 } or { name = "prelu", learnable = true } (L-BFGS keeps PReLU slopes fixed).
+        activation: Activation = Activation::Tanh,
+        /// Per-hidden-layer activations (overrides `activation` when non-empty).
+        activations: Vec<Activation> = vec![],
+        /// Activation of the output layer (identity for regression and for bce / softmax_ce / sbqc logits).
+        output_activation: Activation = Activation::Identity,
+        /// Dropout probability on the input of each layer (hidden layers then output); [] = none.
+        dropout: Vec<f64> = vec![],
+        /// Initializer of the hidden layers, e.g. { name = "glorot_uniform" }.
+        init: Init = Init::TorchDefault,
+        /// Initializer of the output layer (default: `init`). D-GEX: { name = "uniform", a = 1e-4 }.
+        output_init: Option<Init> = None,
+        /// Loss, e.g. { name = "mse_sum" } (D-GEX), { name = "log_cosh" }, { name = "sbqc", tau = 0.5 }.
+        loss: Loss = Loss::Mse,
+        /// Optimizer, e.g. { name = "sgd", momentum = 0.5, convention = "pylearn2" } or { name = "adam" }.
+        optimizer: Optimizer = Optimizer::Sgd { momentum: 0.0, nesterov: false, convention: Convention::Pytorch },
+        /// Initial (or fixed) learning rate. D-GEX: 5e-4 with one hidden layer.
+        lr: f64 = 0.01,
+        /// Learning-rate policy: { name = "fixed" }, { name = "dgex_decay" }, { name = "exp_decay", gamma = 0.95 }, { name = "lipschitz", variant = "paper" }.
+        policy: Policy = Policy::Fixed,
+        /// Learning-rate multiplier of the weights of every layer after the first (D-GEX: 3.0).
+        lr_scale_after_first: f64 = 1.0,
+        /// L2 penalty λ (adds λw to gradients and λ·max‖W‖ to the Lipschitz constant).
+        weight_decay: f64 = 0.0,
+        /// Number of epochs.
+        epochs: usize = 10,
+        /// Rows per batch.
+        batch: usize = 200,
+        /// "random" (independent draws per step) or "shuffle" (a permutation per epoch).
+        batching: Batching = Batching::Shuffle,
+        /// Steps per epoch; 0 = rows / batch.
+        steps_per_epoch: usize = 0,
+        /// Also save the weights after these epochs (outputs `epoch<E>`).
+        save_at: Vec<usize> = vec![],
+        /// "cpu" (a "cuda" build is not available yet).
+        device: String = "cpu".into(),
+    }
+}
+
+/// Checks beyond the types (ranges, consistency), at plan time.
+pub(super) fn validate(p: &TrainParams) -> Result<(), ParamError> {
+    if p.epochs == 0 {
+        return Err(ParamError::new("epochs", "must be at least 1"));
+    }
+    if p.batch == 0 {
+        return Err(ParamError::new("batch", "must be at least 1"));
+    }
+    if !(p.lr > 0.0 && p.lr.is_finite()) {
+        return Err(ParamError::new("lr", format!("must be a positive number, got {}", p.lr)));
+    }
+    if p.hidden.contains(&0) {
+        return Err(ParamError::new("hidden", "layer widths must be positive"));
+    }
+    if !p.activations.is_empty() && p.activations.len() != p.hidden.len() {
+        return Err(ParamError::new(
+            "activations",
+            format!("{} activations for {} hidden layers", p.activations.len(), p.hidden.len()),
+        ));
+    }
+    if !p.dropout.is_empty() && p.dropout.len() != p.hidden.len() + 1 {
+        return Err(ParamError::new(
+            "dropout",
+            format!("give one rate per layer input: {} values", p.hidden.len() + 1),
+        ));
+    }
+    if p.dropout.iter().any(|d| !(0.0..1.0).contains(d)) {
+        return Err(ParamError::new("dropout", "rates must lie in [0, 1)"));
+    }
+    if let Some(e) = p.save_at.iter().find(|e| **e == 0 || **e > p.epochs) {
+        return Err(ParamError::new("save_at", format!("epoch {e} is outside 1..={}", p.epochs)));
+    }
+    if p.device != "cpu" {
+        return Err(ParamError::new(
+            "device",
+            format!("device `{}` is not available in this build; use \"cpu\"", p.device),
+        ));
+    }
+    match p.loss {
+        Loss::TiltedLogCosh { tau } | Loss::Pinball { tau } | Loss::Sbqc { tau } if !(tau > 0.0 && tau < 1.0) => {
+            return Err(ParamError::new("loss.tau", format!("τ must lie in (0, 1), got {tau}")));
+        }
+        Loss::Quantiles { heads: 0, .. } => {
+            return Err(ParamError::new("loss.heads", "needs at least one quantile head"));
+        }
+        Loss::Quantiles { crossing, .. } if crossing < 0.0 => {
+            return Err(ParamError::new("loss.crossing", format!("must be ≥ 0, got {crossing}")));
+        }
+        _ => {}
+    }
+    Ok(())
+}
