@@ -144,6 +144,15 @@ pub fn publish(plan: &Plan, store: &Store, root: &Path, records: &[Option<Record
             if !same {
                 let bytes = std::fs::read(store.object_path(&obj.hash))
                     .map_err(|e| Error::io("cannot read report object", e))?;
+                // Integrity at the last step: the bytes published are the bytes the record
+                // names, whatever a restored mtime made the lookup believe.
+                if blake3::hash(&bytes).to_hex().as_str() != obj.hash {
+                    store.quarantine(&obj.hash, "content does not match its hash");
+                    return Err(Error::Io(format!(
+                        "the cached output `{out}` of `{}` was corrupt; it has been quarantined: run again to recompute it",
+                        inst.name
+                    )));
+                }
                 store.write_atomic(&dest, &bytes)?;
             }
             files.insert(format!("{report}.{out}"), obj.hash.clone());

@@ -96,6 +96,26 @@ fn inode(_m: &fs::Metadata) -> u64 {
     0
 }
 
+/// Whether `s` is a blake3 hex digest as this store names keys and objects: 64 lowercase hex
+/// digits.
+pub fn is_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The entries of a directory that are not symbolic links (directories only, or files only).
+fn real_entries(dir: &Path, dirs: bool) -> Vec<PathBuf> {
+    if fs::symlink_metadata(dir).map(|m| m.file_type().is_symlink()).unwrap_or(true) {
+        return Vec::new();
+    }
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| if dirs { t.is_dir() } else { t.is_file() }))
+        .map(|e| e.path())
+        .collect()
+}
+
 /// blake3 of a file's bytes: memory-mapped and multi-threaded for large files.
 pub fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut h = blake3::Hasher::new();
@@ -245,10 +265,20 @@ impl Store {
         rec.outputs.values().all(|o| self.object_ok(o)).then_some(rec)
     }
 
-    /// The record of a key, without checking its objects.
+    /// The record of a key, without checking its objects. A record that is not what this
+    /// store writes (another key, an object name that is not a blake3 hash, e.g. a crafted
+    /// `"hash": "../../x"`) is never returned: its hashes would become paths.
     pub fn read_record(&self, key: &str) -> Option<Record> {
+        if !is_hash(key) {
+            return None;
+        }
         let bytes = fs::read(self.record_path(key)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let rec: Record = serde_json::from_slice(&bytes).ok()?;
+        if rec.key != key || !rec.outputs.values().all(|o| is_hash(&o.hash)) {
+            tracing::warn!(key, "ignoring a run record that does not match its key or names invalid objects");
+            return None;
+        }
+        Some(rec)
     }
 
     /// Writes a record atomically (after its objects exist).
@@ -321,12 +351,16 @@ impl Store {
         self.write_atomic(&self.index_path(pipeline), &serde_json::to_vec(&idx).unwrap())
     }
 
-    /// Every object file: (hash, path).
+    /// Every object file: (hash, path). Symbolic links (which this store never makes) are
+    /// skipped, at both levels, so nothing outside the store is ever listed for deletion.
     pub fn objects(&self) -> Vec<(String, PathBuf)> {
         let mut out = Vec::new();
-        for d in fs::read_dir(self.root.join("objects")).into_iter().flatten().flatten() {
-            for f in fs::read_dir(d.path()).into_iter().flatten().flatten() {
-                out.push((f.file_name().to_string_lossy().to_string(), f.path()));
+        for d in real_entries(&self.root.join("objects"), true) {
+            for f in real_entries(&d, false) {
+                let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                if is_hash(&name) {
+                    out.push((name, f));
+                }
             }
         }
         out.sort();
@@ -336,9 +370,10 @@ impl Store {
     /// Every run record key.
     pub fn record_keys(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for d in fs::read_dir(self.root.join("runs")).into_iter().flatten().flatten() {
-            for f in fs::read_dir(d.path()).into_iter().flatten().flatten() {
-                if let Some(k) = f.file_name().to_string_lossy().strip_suffix(".json") {
+        for d in real_entries(&self.root.join("runs"), true) {
+            for f in real_entries(&d, false) {
+                let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                if let Some(k) = name.strip_suffix(".json").filter(|k| is_hash(k)) {
                     out.push(k.to_string());
                 }
             }
@@ -347,9 +382,17 @@ impl Store {
         out
     }
 
-    /// Removes leftovers of crashed runs in tmp/ older than an hour.
+    /// Removes leftovers of crashed runs in tmp/ older than an hour; never through a symbolic
+    /// link (a linked `tmp/` or entry is left alone).
     pub fn clean_tmp(&self) {
-        for e in fs::read_dir(self.root.join("tmp")).into_iter().flatten().flatten() {
+        let tmp = self.root.join("tmp");
+        if fs::symlink_metadata(&tmp).map(|m| m.file_type().is_symlink()).unwrap_or(true) {
+            return;
+        }
+        for e in fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            if e.file_type().map(|t| t.is_symlink()).unwrap_or(true) {
+                continue;
+            }
             let old = e
                 .metadata()
                 .ok()

@@ -8,7 +8,7 @@ use repro_engine::plan::Plan;
 pub fn dag(sel: &Select, format: DagFormat) -> Result<i32> {
     let plan = load_sel(sel)?;
     let selected = plan.select(&sel.targets)?;
-    print!("{}", render(&plan, &selected, format));
+    out!("{}", render(&plan, &selected, format));
     Ok(exit::OK)
 }
 

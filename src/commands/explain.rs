@@ -36,46 +36,46 @@ pub fn explain(cli: &Cli, target: &Path, what: &str, sets: &[String], profile: &
 
 fn print_instance(plan: &Plan, store: &Store, states: &[KeyState], i: usize) {
     let inst = &plan.instances[i];
-    println!("{} ({} v{})", inst.name, inst.stage.kind(), inst.stage.version());
+    outln!("{} ({} v{})", inst.name, inst.stage.kind(), inst.stage.version());
     match &states[i].key_input {
         Some(ki) => {
-            println!("  key      {}", ki.key());
-            println!("  seed     {}", ki.seed);
-            println!("  params   {}", key::canonical_json(&ki.params));
+            outln!("  key      {}", ki.key());
+            outln!("  seed     {}", ki.seed);
+            outln!("  params   {}", key::canonical_json(&ki.params));
             for (slot, ins) in &ki.inputs {
                 for (b, k) in inst.inputs[slot].iter().zip(ins) {
-                    println!("  input    {slot} = {}.{} ({})", plan.instances[b.instance].name, b.output, k.hash);
+                    outln!("  input    {slot} = {}.{} ({})", plan.instances[b.instance].name, b.output, k.hash);
                 }
             }
             for (p, h) in inst.external.iter().zip(&ki.external) {
-                println!("  file     {p} ({h})");
+                outln!("  file     {p} ({h})");
             }
             match store.read_record(&ki.key()) {
                 Some(r) => {
-                    println!(
+                    outln!(
                         "  record   ran in {:.3}s by repro {} ({})",
                         r.seconds,
                         r.tool_version,
                         r.environment.get("cpu_features").cloned().unwrap_or_default()
                     );
                     for (o, obj) in &r.outputs {
-                        println!("  output   {o} = {} ({} bytes)", obj.hash, obj.size);
+                        outln!("  output   {o} = {} ({} bytes)", obj.hash, obj.size);
                     }
                     if !r.metrics.is_empty() {
-                        println!("  metrics  {}", serde_json::to_string(&r.metrics).unwrap());
+                        outln!("  metrics  {}", serde_json::to_string(&r.metrics).unwrap());
                     }
                 }
-                None => println!("  record   none (stale: run the pipeline)"),
+                None => outln!("  record   none (stale: run the pipeline)"),
             }
         }
-        None => println!("  key      unknown until upstream runs"),
+        None => outln!("  key      unknown until upstream runs"),
     }
     let up = plan.upstream(i);
     if !up.is_empty() {
-        println!("  upstream:");
+        outln!("  upstream:");
         for u in up {
             let k = states[u].key().unwrap_or_else(|| "?".into());
-            println!("    {} ({}) {}", plan.instances[u].name, plan.instances[u].stage.kind(), k);
+            outln!("    {} ({}) {}", plan.instances[u].name, plan.instances[u].stage.kind(), k);
         }
     }
 }
@@ -90,14 +90,14 @@ fn explain_cell(target: &Path, what: &str) -> Result<i32> {
         let names: Vec<&str> = prov.cells.iter().filter_map(|c| c.cell.as_str()).collect();
         return Err(Error::Usage(format!("no cell `{what}` in {}; cells: {}", target.display(), names.join(" "))));
     };
-    println!("cell {what} of {}: {} = {}", target.display(), cell.row.as_str().unwrap_or(""), cell.value);
-    println!("  column: {}", cell.column.as_str().unwrap_or(""));
-    println!("pipeline {} ({}), hash {}", prov.pipeline, prov.pipeline_file, prov.pipeline_hash);
-    println!("table    {} key {}", prov.stage.instance, prov.stage.key);
+    outln!("cell {what} of {}: {} = {}", target.display(), cell.row.as_str().unwrap_or(""), cell.value);
+    outln!("  column: {}", cell.column.as_str().unwrap_or(""));
+    outln!("pipeline {} ({}), hash {}", prov.pipeline, prov.pipeline_file, prov.pipeline_hash);
+    outln!("table    {} key {}", prov.stage.instance, prov.stage.key);
     for s in &cell.sources {
-        println!("from     {} ({}) key {}", s.instance, s.output, s.key.as_deref().unwrap_or("?"));
+        outln!("from     {} ({}) key {}", s.instance, s.output, s.key.as_deref().unwrap_or("?"));
         for u in &s.upstream {
-            println!("  <- {} key {}", u.instance, u.key.as_deref().unwrap_or("?"));
+            outln!("  <- {} key {}", u.instance, u.key.as_deref().unwrap_or("?"));
         }
     }
     Ok(exit::OK)

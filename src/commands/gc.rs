@@ -44,7 +44,7 @@ pub fn gc(cli: &Cli, keep: &[PathBuf], dry_run: bool) -> Result<i32> {
         }
     }
     let verb = if dry_run { "would free" } else { "freed" };
-    println!(
+    outln!(
         "{verb} {bytes} bytes: {n_obj} objects, {n_rec} run records (kept {} records of {} pipelines)",
         live_keys.len(),
         keep.len()

@@ -1,5 +1,17 @@
 //! The subcommands, one file each, on top of `repro-engine`: spec → plan → keys → store → exec.
 
+/// `println!` to standard output that ends the process quietly (exit 0) when the reader has
+/// gone away (`repro stages --json | head -1`) instead of panicking on the broken pipe.
+macro_rules! outln {
+    () => { $crate::commands::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::commands::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` with the same broken-pipe handling as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::commands::write_out(format_args!($($arg)*)) };
+}
+
 mod dag;
 mod explain;
 mod gc;
@@ -44,4 +56,17 @@ fn load_plan(pipeline: &Path, sets: &[String], profile: &Option<String>) -> Resu
 
 fn load_sel(sel: &Select) -> Result<Plan> {
     load_plan(&sel.pipeline, &sel.sets, &sel.profile)
+}
+
+/// Writes to standard output; a closed pipe ends the process with exit 0, any other write
+/// error with exit 1.
+pub fn write_out(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
 }

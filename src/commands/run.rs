@@ -39,7 +39,7 @@ pub fn run(cli: &Cli, sel: &Select, f: &Flags) -> Result<i32> {
         publish(&plan, &store, &root, &records)?;
     }
     if f.json {
-        println!("{}", serde_json::to_string_pretty(&summary).unwrap());
+        outln!("{}", serde_json::to_string_pretty(&summary).unwrap());
     } else if f.dry_run {
         print_dry_run(&plan, &summary);
     } else if !cli.quiet {
@@ -68,10 +68,10 @@ fn print_dry_run(plan: &Plan, summary: &Summary) {
             Status::WouldRun => "would run",
             _ => "would run (after upstream)",
         };
-        println!("{what:>26}  {}", s.name);
+        outln!("{what:>26}  {}", s.name);
     }
     let later = plan.instances.len() - summary.stages.len();
     if later > 0 {
-        println!("({later} more downstream instances would run once their inputs exist)");
+        outln!("({later} more downstream instances would run once their inputs exist)");
     }
 }

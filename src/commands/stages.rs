@@ -16,24 +16,24 @@ pub fn stages(kind: Option<&str>, as_json: bool) -> Result<i32> {
                 json!({"kind": s.kind(), "version": s.version(), "doc": s.doc(), "inputs": inputs, "params": s.params_doc()})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap());
         return Ok(exit::OK);
     }
     for s in list {
-        println!("{} (v{})\n  {}", s.kind(), s.version(), s.doc());
+        outln!("{} (v{})\n  {}", s.kind(), s.version(), s.doc());
         for i in s.inputs() {
             let card = match (i.required, i.many) {
                 (_, true) => "many",
                 (true, false) => "one",
                 (false, false) => "optional",
             };
-            println!("  input  {:<20} {card}: {}", i.name, i.doc);
+            outln!("  input  {:<20} {card}: {}", i.name, i.doc);
         }
         let defaults: serde_json::Map<String, Value> =
             s.params_doc().into_iter().map(|p| (p.name.to_string(), p.default)).collect();
-        println!("  output {} (with default params)", s.outputs(&Value::Object(defaults)).join(", "));
+        outln!("  output {} (with default params)", s.outputs(&Value::Object(defaults)).join(", "));
         for p in s.params_doc() {
-            println!(
+            outln!(
                 "  param  {:<20} {:<16} = {:<12} {}",
                 p.name,
                 p.ty.replace(' ', ""),
@@ -41,7 +41,7 @@ pub fn stages(kind: Option<&str>, as_json: bool) -> Result<i32> {
                 p.doc.replace('\n', " ")
             );
         }
-        println!();
+        outln!();
     }
     Ok(exit::OK)
 }

@@ -34,13 +34,13 @@ pub fn status(cli: &Cli, sel: &Select, as_json: bool) -> Result<i32> {
             .collect();
         let fresh = st.iter().filter(|s| s.fresh).count();
         let doc = json!({"pipeline": plan.spec.name, "stages": stages, "fresh": fresh, "stale": st.len() - fresh});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap());
         return Ok(exit::OK);
     }
     for s in &st {
         let tag = if s.fresh { "fresh" } else { "stale" };
         if s.reasons.is_empty() {
-            println!("{tag}  {}", s.name);
+            outln!("{tag}  {}", s.name);
         } else {
             // A table over hundreds of instances would print each stale input: the text shows
             // the first few (`--json` has them all).
@@ -49,7 +49,7 @@ pub fn status(cli: &Cli, sel: &Select, as_json: bool) -> Result<i32> {
             if s.reasons.len() > SHOWN {
                 text.push_str(&format!("; and {} more (all of them with --json)", s.reasons.len() - SHOWN));
             }
-            println!("{tag}  {}: {text}", s.name);
+            outln!("{tag}  {}: {text}", s.name);
         }
     }
     Ok(exit::OK)

@@ -15,11 +15,11 @@ pub fn verify(cli: &Cli) -> Result<i32> {
             Ok(actual) if &actual == h => {}
             _ => {
                 bad += 1;
-                println!("corrupt  {h}");
+                outln!("corrupt  {h}");
                 store.quarantine(h, "verify: content does not match its hash");
             }
         }
     }
-    println!("verified {} objects: {} corrupt (quarantined; the next run recomputes them)", objects.len(), bad);
+    outln!("verified {} objects: {} corrupt (quarantined; the next run recomputes them)", objects.len(), bad);
     Ok(if bad > 0 { exit::STAGE_FAILED } else { exit::OK })
 }

@@ -37,6 +37,7 @@ pub(super) fn expand(spec: &Spec, registry: Registry, problems: &mut Vec<Problem
         out: Expanded { instances: Vec::new(), pending: Vec::new(), by_stage: BTreeMap::new() },
         problems,
     };
+    let (limit, mut total) = (max_instances(), 0usize);
     for st in &spec.stages {
         let Some(kind) = lookup(registry, &st.kind) else {
             if !st.kind.is_empty() {
@@ -45,6 +46,12 @@ pub(super) fn expand(spec: &Spec, registry: Registry, problems: &mut Vec<Problem
             continue;
         };
         let axes = stage_axes(st, &spec.vars, pass.problems);
+        let count = axes.iter().try_fold(1usize, |n, (_, v)| n.checked_mul(v.len())).unwrap_or(usize::MAX);
+        total = total.saturating_add(count);
+        if total > limit {
+            pass.problems.push(too_many_instances(st, count, limit));
+            continue;
+        }
         for combo in cartesian(&axes) {
             let idx = pass.out.instances.len();
             let inst = pass.instance(st, kind, &combo);
@@ -61,6 +68,22 @@ struct Pass<'a> {
     stage_names: &'a [&'a str],
     out: Expanded,
     problems: &'a mut Vec<Problem>,
+}
+
+/// The most instances a plan may have: `REPRO_MAX_INSTANCES`, default 200,000 (planning
+/// 100,000 takes well under a second; a typo like a 1,000 × 1,000 matrix would take gigabytes).
+pub fn max_instances() -> usize {
+    std::env::var("REPRO_MAX_INSTANCES").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000)
+}
+
+fn too_many_instances(st: &StageSpec, count: usize, limit: usize) -> Problem {
+    let loc = st.matrix.first().map(|(_, _, l)| l.clone()).unwrap_or_else(|| st.loc.clone());
+    Problem::at(
+        &loc,
+        format!("stage `{}` would bring the plan past {limit} instances ({count} of its own)", st.name),
+        "too many instances",
+    )
+    .help("check the matrix axes; to plan more, raise REPRO_MAX_INSTANCES")
 }
 
 fn unknown_kind(st: &StageSpec, registry: Registry) -> Problem {
@@ -187,10 +210,30 @@ impl Pass<'_> {
         };
         let (outputs, external) =
             if params.is_null() { (vec![], vec![]) } else { (kind.outputs(&params), kind.external_files(&params)) };
-        let report = st
-            .report
-            .as_ref()
-            .map(|(r, l)| interpolate(&Val { v: V::Str(r.clone()), loc: l.clone() }, &env, problems).display());
+        let report = st.report.as_ref().map(|(r, l)| {
+            let name = interpolate(&Val { v: V::Str(r.clone()), loc: l.clone() }, &env, problems).display();
+            if let Err(why) = crate::names::check_file_name(&name) {
+                let p = Problem::at(l, format!("report name `{}` {why}", name.escape_default()), "bad report name")
+                    .help("a report is written to reports/<report>.<output>: name a file, not a path");
+                if !problems.iter().any(|q| q.loc == p.loc && q.message == p.message) {
+                    problems.push(p);
+                }
+            }
+            name
+        });
+        for o in &outputs {
+            if let Err(why) = crate::names::check_file_name(o) {
+                let p = Problem::at(
+                    &st.loc,
+                    format!("stage `{name}` declares output `{}`, which {why}", o.escape_default()),
+                    "bad output name",
+                )
+                .help("outputs become file names in the cache's work directory and in reports/");
+                if !problems.iter().any(|q| q.loc == p.loc && q.label == p.label) {
+                    problems.push(p);
+                }
+            }
+        }
         Instance {
             name,
             stage_name: st.name.clone(),

@@ -77,7 +77,7 @@ pub struct Plan {
 /// Plans a spec with the stage kinds of `registry`.
 pub fn plan(mut spec: Spec, registry: Registry) -> Result<Plan> {
     let mut problems = Vec::new();
-    interpolate::resolve_vars(&mut spec.vars);
+    interpolate::resolve_vars(&mut spec.vars, &mut problems);
     refs::check_cycles(&spec.stages, registry, &mut problems);
     let expand::Expanded { mut instances, pending, by_stage } = expand::expand(&spec, registry, &mut problems);
     bind::bind(&mut instances, pending, &by_stage, &mut problems);

@@ -9,6 +9,23 @@ use std::sync::Arc;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+/// How deep includes may nest (a deeper chain is almost surely a mistake, and each level
+/// costs stack).
+const MAX_INCLUDE_DEPTH: usize = 64;
+
+/// Why an included file may not be read, if it may not: it must be a `.toml` file inside the
+/// project of the including file (so a pipeline cannot echo `/etc/passwd` into an error).
+fn outside_project(include: &Path, including: &Path) -> Option<String> {
+    if include.extension().is_none_or(|e| e != "toml") {
+        return Some("not a .toml file".into());
+    }
+    let root = crate::project_root(including);
+    let (Ok(inc), Ok(root)) = (include.canonicalize(), root.canonicalize()) else {
+        return None; // a missing file is reported when it is read
+    };
+    (!inc.starts_with(&root)).then(|| format!("it lies outside the project {}", root.display()))
+}
+
 pub(super) struct Loader {
     pub(super) sources: Sources,
     pub(super) problems: Vec<Problem>,
@@ -92,6 +109,16 @@ impl Loader {
 
     fn load(&mut self, path: &Path, display: String, from: Option<&Loc>, stack: &mut Vec<PathBuf>, raw: &mut Raw) {
         let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if stack.len() >= MAX_INCLUDE_DEPTH {
+            if let Some(l) = from {
+                self.problems.push(Problem::at(
+                    l,
+                    format!("includes nest deeper than {MAX_INCLUDE_DEPTH} files"),
+                    "included here",
+                ));
+            }
+            return;
+        }
         if stack.contains(&canon) {
             if let Some(l) = from {
                 self.problems.push(Problem::at(l, format!("include cycle through `{display}`"), "included again here"));
@@ -175,7 +202,17 @@ impl Loader {
                 Some(rel) => {
                     let p = path.parent().unwrap_or(Path::new(".")).join(rel);
                     let name = format!("{}", p.display());
-                    self.load(&p, name, Some(&item.loc), stack, raw);
+                    match outside_project(&p, path) {
+                        Some(why) => self.problems.push(
+                            Problem::at(
+                                &item.loc,
+                                format!("cannot include `{rel}`: {why}"),
+                                "not a pipeline file here",
+                            )
+                            .help("includes are .toml files inside the project (the folder that holds pipelines/)"),
+                        ),
+                        None => self.load(&p, name, Some(&item.loc), stack, raw),
+                    }
                 }
                 None => self.problems.push(Problem::at(&item.loc, "include entries must be strings", "not a string")),
             }

@@ -19,6 +19,14 @@ pub(super) fn stage_specs(ld: &mut Loader, raw_stages: Vec<(String, Loc, Val)>) 
             continue;
         }
         seen.insert(sname.clone(), sl.clone());
+        if let Err(why) = crate::names::check_stage_name(&sname) {
+            ld.problems.push(
+                Problem::at(&sl, format!("stage name `{}` {why}", sname.escape_default()), "bad stage name").help(
+                    "stage names become instance names and work-directory names: use letters, digits, `_` and `-`",
+                ),
+            );
+            continue;
+        }
         let V::Table(entries) = sv.v else {
             ld.problems.push(Problem::at(&sv.loc, format!("stage `{sname}` must be a table"), "not a table"));
             continue;

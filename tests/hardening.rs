@@ -1,0 +1,221 @@
+//! Regression tests for the defects found by adversarial use (the hardening issue), each named
+//! after what it prevents. Each failed (hung, escaped the project, or published corrupt
+//! bytes) before its fix.
+
+mod common;
+use common::Proj;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs a command, killing it (and failing the test) if it outlives `limit`: a hang is a
+/// failure, never a stuck test suite.
+fn run_within(mut cmd: Command, limit: Duration) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("still running after {limit:?}: a hang");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const WRITE: &str = "[stage.a]\nkind = \"command\"\nrun = [\"sh\", \"-c\", \"echo 3 > {out:out}\"]\n";
+
+#[test]
+fn a_var_that_refers_to_itself_is_an_error_not_a_hang() {
+    let p = Proj::new();
+    p.write("pipelines/p.toml", &format!("[vars]\nx_a = \"1\"\ny = \"${{x_${{y}}}}\"\n\n{WRITE}"));
+    let o = run_within(p.cmd(&["run", "pipelines/p.toml"]), Duration::from_secs(30));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("var `y` refers to itself: y → y"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_instead_of_panicking() {
+    let p = Proj::new();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // every write now fails with a broken pipe
+    let o = p.cmd(&["stages", "--json"]).stdout(writer).stderr(Stdio::piped()).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+#[test]
+fn report_names_cannot_write_outside_reports() {
+    for report in ["../../escaped", "/tmp/repro-escaped-report", "a/b"] {
+        let p = Proj::new();
+        p.write("pipelines/p.toml", &format!("{WRITE}report = \"{report}\"\n"));
+        let o = p.repro(&["run", "pipelines/p.toml"]);
+        assert_eq!(o.status.code(), Some(2), "{report}: {}", stderr(&o));
+        assert!(stderr(&o).contains("bad report name"), "{report}: {}", stderr(&o));
+    }
+    // Through a var and --set too.
+    let p = Proj::new();
+    p.write("pipelines/p.toml", &format!("[vars]\nname = \"ok\"\n\n{WRITE}report = \"${{name}}\"\n"));
+    let o = p.repro(&["run", "pipelines/p.toml", "--set", "name=../../escaped"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!p.dir.path().parent().unwrap().join("escaped.out").exists());
+}
+
+#[test]
+fn output_names_cannot_become_paths() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/p.toml",
+        "[stage.d]\nkind = \"synthetic_linear\"\n\n[stage.s]\nkind = \"split\"\ninput = \"d\"\nnames = [\"/tmp/repro-escaped-part\", \"b\"]\nfractions = [0.5, 0.5]\n",
+    );
+    let o = p.repro(&["run", "pipelines/p.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bad output name"), "{}", stderr(&o));
+    assert!(!Path::new("/tmp/repro-escaped-part").exists());
+}
+
+#[test]
+fn stage_names_that_are_not_plain_are_rejected() {
+    for name in ["\"\"", "\"a[b=1]\"", "\"a.b\""] {
+        let p = Proj::new();
+        p.write("pipelines/p.toml", &format!("[stage.{name}]\nkind = \"command\"\nrun = [\"true\"]\n"));
+        let o = p.repro(&["run", "pipelines/p.toml"]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains("bad stage name"), "{name}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn includes_cannot_read_files_outside_the_project() {
+    let p = Proj::new();
+    p.write("pipelines/p.toml", &format!("include = [\"/etc/passwd\"]\n\n{WRITE}"));
+    let o = p.repro(&["run", "pipelines/p.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot include `/etc/passwd`: not a .toml file"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("root:"), "the file's content must not be echoed: {}", stderr(&o));
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("x.toml"), "[vars]\nz = 1\n").unwrap();
+    p.write("pipelines/q.toml", &format!("include = [\"{}\"]\n\n{WRITE}", outside.path().join("x.toml").display()));
+    let o = p.repro(&["run", "pipelines/q.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("outside the project"), "{}", stderr(&o));
+}
+
+#[test]
+fn deeply_nested_includes_are_an_error_not_a_stack_overflow() {
+    let p = Proj::new();
+    for i in 0..200 {
+        p.write(&format!("pipelines/inc/{i}.toml"), &format!("include = [\"{}.toml\"]\n", i + 1));
+    }
+    p.write("pipelines/inc/200.toml", "");
+    p.write("pipelines/p.toml", &format!("include = [\"inc/0.toml\"]\n\n{WRITE}"));
+    let o = run_within(p.cmd(&["run", "pipelines/p.toml"]), Duration::from_secs(30));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("includes nest deeper than 64 files"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_huge_matrix_is_refused_at_plan_time() {
+    let p = Proj::new();
+    let axis: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+    p.write(
+        "pipelines/p.toml",
+        &format!(
+            "[stage.a]\nkind = \"command\"\nmatrix = {{ x = [{0}], y = [{0}] }}\nrun = [\"sh\", \"-c\", \"echo > {{out:out}}\"]\n",
+            axis.join(",")
+        ),
+    );
+    let o = run_within(p.cmd(&["run", "--dry-run", "pipelines/p.toml"]), Duration::from_secs(30));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("past 200000 instances (1000000 of its own)"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("REPRO_MAX_INSTANCES"), "{}", stderr(&o));
+    // The limit is the user's to raise.
+    let o = p.cmd(&["dag", "pipelines/p.toml"]).env("REPRO_MAX_INSTANCES", "10").output().unwrap();
+    assert!(stderr(&o).contains("past 10 instances"), "{}", stderr(&o));
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_crafted_record_hash_is_never_used_as_a_path() {
+    let p = Proj::new();
+    p.write("pipelines/p.toml", WRITE);
+    assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
+    let victim = p.path("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let rec = walk(&p.path("cache/runs")).pop().unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rec).unwrap()).unwrap();
+    doc["outputs"]["out"]["hash"] = serde_json::json!("../../victim.txt");
+    std::fs::write(&rec, serde_json::to_string(&doc).unwrap()).unwrap();
+    let o = p.repro(&["run", "pipelines/p.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(walk(&p.path("cache/quarantine")).is_empty(), "nothing outside the store is quarantined");
+    // A one-character hash neither panics.
+    doc["outputs"]["out"]["hash"] = serde_json::json!("x");
+    std::fs::write(&rec, serde_json::to_string(&doc).unwrap()).unwrap();
+    assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
+}
+
+#[cfg(unix)]
+#[test]
+fn gc_never_deletes_through_a_symlink() {
+    let p = Proj::new();
+    p.write("pipelines/p.toml", WRITE);
+    assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
+    let outside = tempfile::tempdir().unwrap();
+    let precious = outside.path().join("ab".repeat(32));
+    std::fs::write(&precious, "precious").unwrap();
+    std::os::unix::fs::symlink(outside.path(), p.path("cache/objects/ab")).unwrap();
+    let o = p.repro(&["gc", "--keep", "pipelines/p.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "precious");
+    // Nor does the start-up cleanup of tmp/ follow a linked tmp/.
+    let tmp_target = tempfile::tempdir().unwrap();
+    let old = tmp_target.path().join("old-work");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::remove_dir_all(p.path("cache/tmp")).unwrap();
+    std::os::unix::fs::symlink(tmp_target.path(), p.path("cache/tmp")).unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::open(&old).unwrap().set_modified(two_hours_ago).unwrap();
+    p.repro(&["run", "pipelines/p.toml"]);
+    assert!(old.exists(), "a linked tmp/ is left alone");
+}
+
+#[test]
+fn a_corrupt_object_with_its_mtime_restored_is_never_published() {
+    let p = Proj::new();
+    p.write("pipelines/p.toml", &format!("{WRITE}report = \"r\"\n"));
+    assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
+    std::fs::remove_file(p.path("reports/r.out")).unwrap();
+    let obj = walk(&p.path("cache/objects")).pop().unwrap();
+    let mtime = std::fs::metadata(&obj).unwrap().modified().unwrap();
+    let mut perm = std::fs::metadata(&obj).unwrap().permissions();
+    #[expect(clippy::permissions_set_readonly_false, reason = "the test corrupts a read-only object")]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&obj, perm).unwrap();
+    std::fs::write(&obj, "7\n").unwrap(); // same size, other bytes
+    std::fs::File::options().write(true).open(&obj).unwrap().set_modified(mtime).unwrap();
+    let o = p.repro(&["run", "pipelines/p.toml"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("was corrupt; it has been quarantined"), "{}", stderr(&o));
+    assert!(!p.path("reports/r.out").exists(), "corrupt bytes were published");
+    // The next run recomputes it.
+    assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(p.path("reports/r.out")).unwrap(), "3\n");
+}
