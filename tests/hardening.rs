@@ -219,3 +219,50 @@ fn a_corrupt_object_with_its_mtime_restored_is_never_published() {
     assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
     assert_eq!(std::fs::read_to_string(p.path("reports/r.out")).unwrap(), "3\n");
 }
+
+#[test]
+fn verify_reports_missing_objects_and_garbage_records_by_class() {
+    let p = Proj::new();
+    p.write("pipelines/p.toml", WRITE);
+    assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
+    let o = p.repro(&["verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    std::fs::remove_file(walk(&p.path("cache/objects")).pop().unwrap()).unwrap();
+    std::fs::create_dir_all(p.path("cache/runs/00")).unwrap();
+    std::fs::write(p.path(&format!("cache/runs/00/{}.json", "0".repeat(64))), "not json").unwrap();
+    let o = p.repro(&["verify"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(
+            "0 corrupt objects (quarantined), 1 unreadable or misfiled records, 1 records with missing objects"
+        ),
+        "{out}"
+    );
+    // And a run recomputes the stage whose object went missing.
+    assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
+}
+
+#[test]
+fn a_relative_cache_dir_works_for_command_stages() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/p.toml",
+        &format!("{WRITE}\n[stage.b]\nkind = \"command\"\ninputs = [\"a\"]\nrun = [\"sh\", \"-c\", \"cat {{in0}} > {{out:out}}\"]\n"),
+    );
+    let o = p.repro(&["run", "--cache-dir", "relcache", "pipelines/p.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(p.path("relcache/runs").is_dir());
+}
+
+#[test]
+fn invalid_utf8_in_a_pipeline_names_line_and_column() {
+    let p = Proj::new();
+    let mut bytes = b"[stage.a]\nkind = \"command\"\nrun = [\"ec".to_vec();
+    bytes.extend([0xff, 0xfe]);
+    bytes.extend(b"ho\"]\n");
+    std::fs::write(p.path("pipelines/p.toml"), bytes).unwrap();
+    let o = p.repro(&["run", "pipelines/p.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("pipelines/p.toml:3:11: the file is not valid UTF-8"), "{}", stderr(&o));
+}

@@ -289,8 +289,9 @@ impl Store {
     }
 
     /// Removes a record (gc).
-    pub fn remove_record(&self, key: &str) {
-        let _ = fs::remove_file(self.record_path(key));
+    /// Whether it was removed.
+    pub fn remove_record(&self, key: &str) -> bool {
+        is_hash(key) && fs::remove_file(self.record_path(key)).is_ok()
     }
 
     /// Takes the per-key lock, calling `waiting` once if another process holds it.
@@ -307,6 +308,27 @@ impl Store {
             file.lock().map_err(|e| Error::io(format!("cannot lock {}", p.display()), e))?;
         }
         Ok(KeyLock { file })
+    }
+
+    /// Whether some process (this one included) holds the lock of `key` now.
+    pub fn is_locked(&self, key: &str) -> bool {
+        let p = self.root.join("locks").join(format!("{key}.lock"));
+        let Ok(file) = fs::OpenOptions::new().write(true).open(&p) else { return false };
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.unlock();
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// Every file under `runs/`, whatever its name or content (for `verify`).
+    pub fn record_files(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> =
+            real_entries(&self.root.join("runs"), true).iter().flat_map(|d| real_entries(d, false)).collect();
+        out.sort();
+        out
     }
 
     /// Content hash of a file outside the store, memoized on (path, size, mtime, inode).
@@ -399,7 +421,12 @@ impl Store {
                 .and_then(|m| m.modified().ok())
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|d| d.as_secs() > 3600);
-            if old {
+            // A stage may run for more than an hour: its work directory is kept while the
+            // key's lock is held (by this or another process).
+            let name = e.file_name().to_string_lossy().to_string();
+            let busy =
+                name.strip_prefix("work-").and_then(|r| r.get(..64)).is_some_and(|k| is_hash(k) && self.is_locked(k));
+            if old && !busy {
                 let _ = fs::remove_dir_all(e.path()).or_else(|_| fs::remove_file(e.path()));
             }
         }

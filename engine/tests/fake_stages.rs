@@ -150,3 +150,22 @@ fn a_second_run_is_cached() {
     let (second, _) = run_in(dir.path(), &file, false);
     assert_eq!((second.ran, second.cached), (0, 2));
 }
+
+/// The start-up cleanup removes old work directories of crashed runs, but never one whose
+/// key is locked: a stage that runs for more than an hour keeps its work.
+#[test]
+fn cleanup_keeps_the_work_of_a_stage_still_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let key = "ab".repeat(32);
+    let work = store.tmp_path(&format!("work-{key}"));
+    std::fs::create_dir_all(&work).unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::open(&work).unwrap().set_modified(two_hours_ago).unwrap();
+    let lock = store.lock(&key, || {}).unwrap();
+    store.clean_tmp();
+    assert!(work.exists(), "removed while its key was locked");
+    drop(lock);
+    store.clean_tmp();
+    assert!(!work.exists(), "an old, unlocked work directory is a crash's leftover");
+}

@@ -26,20 +26,18 @@ pub fn gc(cli: &Cli, keep: &[PathBuf], dry_run: bool) -> Result<i32> {
         }
     }
     let (mut n_rec, mut n_obj, mut bytes) = (0usize, 0usize, 0u64);
+    // Only what was actually removed is counted (a read-only cache frees nothing).
     for k in store.record_keys() {
-        if !live_keys.contains(&k) {
+        if !live_keys.contains(&k) && (dry_run || store.remove_record(&k)) {
             n_rec += 1;
-            if !dry_run {
-                store.remove_record(&k);
-            }
         }
     }
     for (h, path) in store.objects() {
         if !live_objects.contains(&h) {
-            n_obj += 1;
-            bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            if !dry_run {
-                let _ = std::fs::remove_file(&path);
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if dry_run || std::fs::remove_file(&path).is_ok() {
+                n_obj += 1;
+                bytes += len;
             }
         }
     }

@@ -44,8 +44,11 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
 }
 
 /// The cache directory: `--cache-dir` / `REPRO_CACHE_DIR`, else `cache/` in the project root.
+/// Absolute, so that stages running in their own work directory (`command`) see the same
+/// paths as the caller.
 fn cache_dir(cli: &Cli, root: &Path) -> PathBuf {
-    cli.cache_dir.clone().unwrap_or_else(|| root.join("cache"))
+    let dir = cli.cache_dir.clone().unwrap_or_else(|| root.join("cache"));
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// Loads and plans a pipeline with the stage kinds of `repro-stages`.

@@ -65,7 +65,7 @@ impl Executor for LocalExecutor {
                 return Err(JobError::CorruptInput(a.producer.clone()));
             }
         }
-        let work = store.tmp_path(&format!("work-{}", &job.key[..16]));
+        let work = store.tmp_path(&format!("work-{}", job.key));
         std::fs::create_dir_all(&work).map_err(|e| JobError::Store(format!("cannot create work dir: {e}")))?;
         let started = now_unix();
         let t0 = Instant::now();

@@ -64,7 +64,11 @@ pub fn run(
     });
     s.overall.finish_and_clear();
     if !opts.dry_run {
-        store.write_index(&plan.spec.path, &s.index_updates)?;
+        // The index only explains `status`; a read-only or full cache must not fail a run
+        // whose results are all there.
+        if let Err(e) = store.write_index(&plan.spec.path, &s.index_updates) {
+            tracing::warn!("{e}; `repro status` will explain less until it can be written");
+        }
     }
     let stages: Vec<Outcome> = plan.order.iter().filter_map(|&i| s.outcomes[i].clone()).collect();
     let summary = Summary {

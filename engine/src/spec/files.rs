@@ -129,8 +129,18 @@ impl Loader {
             return;
         }
         self.loaded.push(canon.clone());
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        let text = match std::fs::read(path).map(String::from_utf8) {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                // Point at the first bad byte: line and column of the valid text before it.
+                let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+                let col = valid.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+                self.problems.push(Problem::global(format!(
+                    "{display}:{line}:{col}: the file is not valid UTF-8 (TOML files must be)"
+                )));
+                return;
+            }
             Err(e) => {
                 match from {
                     Some(l) => self.problems.push(Problem::at(
