@@ -22,7 +22,7 @@ mod command;
 mod dedupe;
 mod evaluate;
 pub mod gd;
-mod load;
+pub mod load;
 mod plot;
 pub mod quantile_normalize;
 mod split;

@@ -242,42 +242,59 @@ fn from_frame(df: &DataFrame, p: &LoadParams) -> StageResult<Dataset> {
 pub fn read_npy(path: &Path, param: &str) -> StageResult<(usize, usize, Vec<f32>)> {
     let bad = |m: &str| StageError::param(param, format!("{}: {m}", path.display()));
     let bytes = std::fs::read(path).map_err(|e| bad(&e.to_string()))?;
+    parse_npy(&bytes).map_err(|m| bad(&m))
+}
+
+/// Parses `.npy` bytes strictly: the magic, a version 1–3 header that is exactly one Python
+/// dict literal padded with spaces and ended by a newline (trailing junk is an error), a
+/// little-endian `<f8` or `<f4` C-order 2-D (or 1-D) shape, and exactly the data bytes that
+/// shape needs.
+pub fn parse_npy(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(bad("not a .npy file (bad magic)"));
+        return Err("not a .npy file (bad magic)".into());
     }
-    let (hlen, start) = match bytes[6] {
+    let (hlen, start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
-        v => return Err(bad(&format!("unsupported .npy version {v}"))),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 => return Err("truncated header".into()),
+        v => return Err(format!("unsupported .npy version {v}")),
     };
-    let header = std::str::from_utf8(&bytes[start..start + hlen]).map_err(|_| bad("header is not text"))?;
+    let header_bytes = bytes.get(start..start.saturating_add(hlen)).ok_or("truncated header")?;
+    let header = std::str::from_utf8(header_bytes).map_err(|_| "header is not text")?;
+    let dict = header.trim_end_matches('\n').trim_end_matches(' ');
+    if !header.ends_with('\n') || !dict.starts_with('{') || !dict.ends_with('}') || dict[1..].contains('{') {
+        return Err("header is not one dict literal ended by a newline".into());
+    }
     let field = |k: &str| -> Option<&str> {
-        let i = header.find(&format!("'{k}'"))?;
-        Some(header[i + k.len() + 2..].trim_start_matches([':', ' ']))
+        let i = dict.find(&format!("'{k}'"))?;
+        dict.get(i + k.len() + 2..).map(|r| r.trim_start_matches([':', ' ']))
     };
-    let descr = field("descr").ok_or_else(|| bad("header has no descr"))?;
+    let descr = field("descr").ok_or("header has no descr")?;
     let le8 = descr.starts_with("'<f8'");
     let le4 = descr.starts_with("'<f4'");
     if !le8 && !le4 {
-        return Err(bad("only little-endian float64 or float32 arrays are supported"));
+        return Err("only little-endian float64 or float32 arrays are supported".into());
     }
     if field("fortran_order").is_some_and(|v| v.starts_with("True")) {
-        return Err(bad("Fortran-order arrays are not supported; save with np.ascontiguousarray"));
+        return Err("Fortran-order arrays are not supported; save with np.ascontiguousarray".into());
     }
-    let shape = field("shape").ok_or_else(|| bad("header has no shape"))?;
-    let inner = &shape
-        [shape.find('(').ok_or_else(|| bad("bad shape"))? + 1..shape.find(')').ok_or_else(|| bad("bad shape"))?];
-    let dims: Vec<usize> =
-        inner.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap_or(0)).collect();
+    let shape = field("shape").ok_or("header has no shape")?;
+    let (open, close) = (shape.find('(').ok_or("bad shape")?, shape.find(')').ok_or("bad shape")?);
+    let inner = shape.get(open + 1..close).ok_or("bad shape")?;
+    let dims: Vec<usize> = inner
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().map_err(|_| format!("bad dimension `{}` in shape", s.trim())))
+        .collect::<Result<_, _>>()?;
     let (r, c) = match dims.as_slice() {
         [r, c] => (*r, *c),
         [r] => (*r, 1),
-        _ => return Err(bad(&format!("expected a 2-D array, shape is ({inner})"))),
+        _ => return Err(format!("expected a 2-D array, shape is ({inner})")),
     };
     let data = &bytes[start + hlen..];
     let width = if le8 { 8 } else { 4 };
-    if data.len() != r * c * width {
-        return Err(bad(&format!("{} data bytes for shape ({r}, {c})", data.len())));
+    if r.checked_mul(c).and_then(|n| n.checked_mul(width)) != Some(data.len()) {
+        return Err(format!("{} data bytes for shape ({r}, {c})", data.len()));
     }
     let values: Vec<f32> = if le8 {
         data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect()
@@ -515,5 +532,26 @@ mod tests {
         let (r, c, v) = read_npy(&path, "path").unwrap();
         assert_eq!((r, c), (2, 3));
         assert_eq!(v, vec![1.5, -2.0, 3.0, 4.0, 5.0, 6.25]);
+    }
+
+    /// The hardening issue's cases: a header with trailing junk after the dict was accepted;
+    /// a truncated version-2 header or a header length past the end panicked.
+    #[test]
+    fn npy_headers_are_strict_and_never_panic() {
+        let npy = |header: &str, data: &[u8]| {
+            let mut b = b"\x93NUMPY\x01\x00".to_vec();
+            b.extend((header.len() as u16).to_le_bytes());
+            b.extend(header.as_bytes());
+            b.extend(data);
+            b
+        };
+        let one = 1.0f32.to_le_bytes();
+        assert!(parse_npy(&npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }\n", &one)).is_ok());
+        let junk = parse_npy(&npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), } junk\n", &one));
+        assert_eq!(junk.unwrap_err(), "header is not one dict literal ended by a newline");
+        assert_eq!(parse_npy(b"\x93NUMPY\x02\x00\xff\xff").unwrap_err(), "truncated header");
+        assert_eq!(parse_npy(b"\x93NUMPY\x01\x00\xff\xff{}").unwrap_err(), "truncated header");
+        let huge = "{'descr': '<f8', 'fortran_order': False, 'shape': (18446744073709551615, 2), }\n";
+        assert!(parse_npy(&npy(huge, &one)).unwrap_err().contains("data bytes for shape"));
     }
 }
