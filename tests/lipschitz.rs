@@ -97,3 +97,27 @@ fn cold_rerun_reproduces_report_and_provenance() {
     assert_eq!(read("lipschitz_table2.md"), md);
     assert_eq!(read("lipschitz_table2.provenance.json"), prov);
 }
+
+/// In a table with several metrics per input (`metrics = [...]`), every cell's provenance
+/// names the runs it was computed from: the column "α = 0.1 accuracy" comes from the α = 0.1
+/// instance. (The sidecar used to read the table's item positions, one per input and metric,
+/// as input positions: R1C2 named the α = 1/L run.)
+#[test]
+fn multi_metric_cells_name_the_runs_they_came_from() {
+    let p = project();
+    assert_eq!(p.run_json(&["pipelines/lipschitz_table2.toml"])["failed"], 0);
+    let prov: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path("reports/lipschitz_table2.provenance.json")).unwrap()).unwrap();
+    let cells = prov["cells"].as_array().unwrap();
+    assert!(!cells.is_empty());
+    for c in cells {
+        let column = c["column"].as_str().unwrap();
+        let alpha = column.strip_prefix("α = ").and_then(|r| r.split(' ').next()).unwrap();
+        let sources = c["sources"].as_array().unwrap();
+        assert!(!sources.is_empty(), "{} has no source", c["cell"]);
+        for s in sources {
+            let inst = s["instance"].as_str().unwrap();
+            assert!(inst.contains(&format!("alpha={alpha},")), "{} ({column}) names {inst}", c["cell"]);
+        }
+    }
+}

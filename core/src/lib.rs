@@ -213,8 +213,9 @@ pub trait Stage: Send + Sync {
     fn run(&self, params: &Value, ctx: &Ctx) -> StageResult<Metrics>;
     /// For a stage that builds a table: which input artifacts each cell of its finished outputs
     /// was computed from, so the engine can write provenance without parsing the stage's files.
-    /// `outputs` maps output names to the stored files. `None` for every other stage.
-    fn cell_sources(&self, _outputs: &BTreeMap<String, PathBuf>) -> Option<CellSources> {
+    /// `params` are its canonical params, `outputs` maps output names to the stored files.
+    /// `None` for every other stage.
+    fn cell_sources(&self, _params: &Value, _outputs: &BTreeMap<String, PathBuf>) -> Option<CellSources> {
         None
     }
 }
@@ -278,7 +279,7 @@ pub trait TypedStage: Send + Sync + 'static {
     /// See [`Stage::run`].
     fn run(&self, p: &Self::Params, ctx: &Ctx) -> StageResult<Metrics>;
     /// See [`Stage::cell_sources`].
-    fn cell_sources(_outputs: &BTreeMap<String, PathBuf>) -> Option<CellSources> {
+    fn cell_sources(_p: &Self::Params, _outputs: &BTreeMap<String, PathBuf>) -> Option<CellSources> {
         None
     }
 }
@@ -327,8 +328,8 @@ impl<T: TypedStage> Stage for T {
     fn run(&self, params: &Value, ctx: &Ctx) -> StageResult<Metrics> {
         TypedStage::run(self, &typed(params), ctx)
     }
-    fn cell_sources(&self, outputs: &BTreeMap<String, PathBuf>) -> Option<CellSources> {
-        T::cell_sources(outputs)
+    fn cell_sources(&self, params: &Value, outputs: &BTreeMap<String, PathBuf>) -> Option<CellSources> {
+        T::cell_sources(&typed(params), outputs)
     }
 }
 

@@ -199,7 +199,7 @@ fn cells(plan: &Plan, store: &Store, i: usize, rec: &Record, records: &[Option<R
     let inst = &plan.instances[i];
     let paths: BTreeMap<String, PathBuf> =
         rec.outputs.iter().map(|(o, obj)| (o.clone(), store.object_path(&obj.hash))).collect();
-    let Some(sources) = inst.stage.cell_sources(&paths) else { return Vec::new() };
+    let Some(sources) = inst.stage.cell_sources(&inst.params, &paths) else { return Vec::new() };
     let binds = inst.inputs.get(sources.slot).cloned().unwrap_or_default();
     let key_of = |u: usize| records[u].as_ref().map(|r| r.key.clone());
     sources

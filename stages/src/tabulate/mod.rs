@@ -349,8 +349,10 @@ impl TypedStage for Tabulate {
     }
 
     /// Reads the cells back from the `json` output: each cell with the positions of the
-    /// inputs behind it.
-    fn cell_sources(outputs: &BTreeMap<String, PathBuf>) -> Option<CellSources> {
+    /// inputs behind it. The JSON lists *items*, one per input and metric (`metrics = [...]`
+    /// gives each input several), so item i is input i / (metrics per input).
+    fn cell_sources(p: &TabulateParams, outputs: &BTreeMap<String, PathBuf>) -> Option<CellSources> {
+        let per_input = p.metrics.len().max(1);
         let table: Value =
             outputs.get("json").and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice(&b).ok())?;
         let cells = table
@@ -369,8 +371,13 @@ impl TypedStage for Tabulate {
                     .into_iter()
                     .flatten()
                     .filter_map(Value::as_u64)
-                    .map(|ix| ix as usize)
-                    .collect(),
+                    .map(|ix| ix as usize / per_input)
+                    .fold(Vec::new(), |mut v, i| {
+                        if !v.contains(&i) {
+                            v.push(i);
+                        }
+                        v
+                    }),
             })
             .collect();
         Some(CellSources { slot: "inputs", cells })
