@@ -210,30 +210,11 @@ impl Pass<'_> {
         };
         let (outputs, external) =
             if params.is_null() { (vec![], vec![]) } else { (kind.outputs(&params), kind.external_files(&params)) };
-        let report = st.report.as_ref().map(|(r, l)| {
-            let name = interpolate(&Val { v: V::Str(r.clone()), loc: l.clone() }, &env, problems).display();
-            if let Err(why) = crate::names::check_file_name(&name) {
-                let p = Problem::at(l, format!("report name `{}` {why}", name.escape_default()), "bad report name")
-                    .help("a report is written to reports/<report>.<output>: name a file, not a path");
-                if !problems.iter().any(|q| q.loc == p.loc && q.message == p.message) {
-                    problems.push(p);
-                }
-            }
-            name
-        });
-        for o in &outputs {
-            if let Err(why) = crate::names::check_file_name(o) {
-                let p = Problem::at(
-                    &st.loc,
-                    format!("stage `{name}` declares output `{}`, which {why}", o.escape_default()),
-                    "bad output name",
-                )
-                .help("outputs become file names in the cache's work directory and in reports/");
-                if !problems.iter().any(|q| q.loc == p.loc && q.label == p.label) {
-                    problems.push(p);
-                }
-            }
-        }
+        let report = st
+            .report
+            .as_ref()
+            .map(|(r, l)| interpolate(&Val { v: V::Str(r.clone()), loc: l.clone() }, &env, problems).display());
+        check_names(st, &name, report.as_deref(), &outputs, problems);
         Instance {
             name,
             stage_name: st.name.clone(),
@@ -247,6 +228,36 @@ impl Pass<'_> {
             external,
             report,
             loc: st.loc.clone(),
+        }
+    }
+}
+
+/// Report and output names become file names: each must be a plain name (reported once per
+/// stage, not once per instance).
+fn check_names(st: &StageSpec, name: &str, report: Option<&str>, outputs: &[String], problems: &mut Vec<Problem>) {
+    let mut push = |p: Problem| {
+        if !problems.iter().any(|q| q.loc == p.loc && q.label == p.label) {
+            problems.push(p);
+        }
+    };
+    if let (Some(r), Some((_, l))) = (report, &st.report) {
+        if let Err(why) = crate::names::check_file_name(r) {
+            push(
+                Problem::at(l, format!("report name `{}` {why}", r.escape_default()), "bad report name")
+                    .help("a report is written to reports/<report>.<output>: name a file, not a path"),
+            );
+        }
+    }
+    for o in outputs {
+        if let Err(why) = crate::names::check_file_name(o) {
+            push(
+                Problem::at(
+                    &st.loc,
+                    format!("stage `{name}` declares output `{}`, which {why}", o.escape_default()),
+                    "bad output name",
+                )
+                .help("outputs become file names in the cache's work directory and in reports/"),
+            );
         }
     }
 }

@@ -43,43 +43,7 @@ pub(super) fn stage_specs(ld: &mut Loader, raw_stages: Vec<(String, Loc, Val)>) 
             entries: vec![],
         };
         for (k, kl, v) in entries {
-            match k.as_str() {
-                "kind" => match &v.v {
-                    V::Str(s) => {
-                        st.kind = s.clone();
-                        st.kind_loc = v.loc.clone();
-                    }
-                    _ => ld.problems.push(Problem::at(&v.loc, "`kind` must be a string", "not a string")),
-                },
-                "matrix" => match v.v {
-                    V::Table(t) => st.matrix = t.into_iter().map(|(a, al, vals)| (a, vals, al)).collect(),
-                    _ => ld.problems.push(Problem::at(
-                        &v.loc,
-                        "`matrix` must be a table of axis = [values]",
-                        "not a table",
-                    )),
-                },
-                "report" => match &v.v {
-                    V::Str(s) => st.report = Some((s.clone(), v.loc.clone())),
-                    _ => ld.problems.push(Problem::at(&v.loc, "`report` must be a file name stem", "not a string")),
-                },
-                "seed_axes" => match &v.v {
-                    V::Arr(a) if a.iter().all(|x| x.as_str().is_some()) => {
-                        st.seed_axes =
-                            Some((a.iter().map(|x| x.as_str().unwrap().to_string()).collect(), v.loc.clone()))
-                    }
-                    _ => ld.problems.push(Problem::at(
-                        &v.loc,
-                        "`seed_axes` must be a list of axis names",
-                        "not a list of strings",
-                    )),
-                },
-                "seed" => match &v.v {
-                    V::Int(i) if *i >= 0 => st.seed = Some((*i as u64, v.loc.clone())),
-                    _ => ld.problems.push(Problem::at(&v.loc, "`seed` must be a non-negative integer", "not a seed")),
-                },
-                _ => st.entries.push((k, kl, v)),
-            }
+            stage_key(&mut st, k, kl, v, &mut ld.problems);
         }
         if st.kind.is_empty() {
             ld.problems.push(
@@ -90,4 +54,38 @@ pub(super) fn stage_specs(ld: &mut Loader, raw_stages: Vec<(String, Loc, Val)>) 
         stages.push(st);
     }
     stages
+}
+
+/// One key of a stage table: the engine's own keys are taken out, the rest kept as entries.
+fn stage_key(st: &mut StageSpec, k: String, kl: Loc, v: Val, problems: &mut Vec<Problem>) {
+    match k.as_str() {
+        "kind" => match &v.v {
+            V::Str(s) => {
+                st.kind = s.clone();
+                st.kind_loc = v.loc.clone();
+            }
+            _ => problems.push(Problem::at(&v.loc, "`kind` must be a string", "not a string")),
+        },
+        "matrix" => match v.v {
+            V::Table(t) => st.matrix = t.into_iter().map(|(a, al, vals)| (a, vals, al)).collect(),
+            _ => problems.push(Problem::at(&v.loc, "`matrix` must be a table of axis = [values]", "not a table")),
+        },
+        "report" => match &v.v {
+            V::Str(s) => st.report = Some((s.clone(), v.loc.clone())),
+            _ => problems.push(Problem::at(&v.loc, "`report` must be a file name stem", "not a string")),
+        },
+        "seed_axes" => match &v.v {
+            V::Arr(a) if a.iter().all(|x| x.as_str().is_some()) => {
+                st.seed_axes = Some((a.iter().map(|x| x.as_str().unwrap().to_string()).collect(), v.loc.clone()))
+            }
+            _ => {
+                problems.push(Problem::at(&v.loc, "`seed_axes` must be a list of axis names", "not a list of strings"))
+            }
+        },
+        "seed" => match &v.v {
+            V::Int(i) if *i >= 0 => st.seed = Some((*i as u64, v.loc.clone())),
+            _ => problems.push(Problem::at(&v.loc, "`seed` must be a non-negative integer", "not a seed")),
+        },
+        _ => st.entries.push((k, kl, v)),
+    }
 }
