@@ -266,3 +266,41 @@ fn invalid_utf8_in_a_pipeline_names_line_and_column() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("pipelines/p.toml:3:11: the file is not valid UTF-8"), "{}", stderr(&o));
 }
+
+/// SIGTERM (what batch systems send) stops a run like Ctrl-C: a running `command` stage's
+/// whole process group is signalled, the run ends with 130 within seconds, nothing is cached.
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_a_running_command_and_its_children() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/p.toml",
+        "[stage.slow]\nkind = \"command\"\nrun = [\"sh\", \"-c\", \"echo $$ > \\\"$REPRO_ROOT/pid\\\"; sleep 60; echo done > {out:out}\"]\n",
+    );
+    let mut child = p.cmd(&["run", "pipelines/p.toml"]).stderr(Stdio::piped()).spawn().unwrap();
+    let pid_file = p.path("pid");
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&pid_file).map(|s| s.trim().is_empty()).unwrap_or(true) {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the stage never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let shell: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let t1 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t1.elapsed() > Duration::from_secs(15) {
+            child.kill().unwrap();
+            panic!("repro did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(Duration::from_millis(200));
+    let alive = Command::new("kill").args(["-0", &shell.to_string()]).stderr(Stdio::null()).status().unwrap();
+    assert!(!alive.success(), "the command's shell {shell} outlived the run");
+    let st = p.repro(&["status", "pipelines/p.toml"]);
+    assert!(String::from_utf8_lossy(&st.stdout).contains("stale  slow"), "{}", String::from_utf8_lossy(&st.stdout));
+}

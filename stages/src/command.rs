@@ -82,7 +82,10 @@ impl TypedStage for Command {
             .env("REPRO_THREADS", ctx.threads.to_string())
             .envs(&p.env)
             .stdin(std::process::Stdio::null());
-        let out = cmd.output().map_err(|e| StageError::param("run", format!("cannot start `{}`: {e}", argv[0])))?;
+        let out = run_cancellable(cmd, ctx).map_err(|e| match e {
+            Spawn::Start(e) => StageError::param("run", format!("cannot start `{}`: {e}", argv[0])),
+            Spawn::Cancelled => StageError::cancelled(),
+        })?;
         let tail = |b: &[u8]| {
             let s = String::from_utf8_lossy(b);
             let lines: Vec<&str> = s.lines().collect();
@@ -109,4 +112,58 @@ impl TypedStage for Command {
         }
         Ok(Metrics::new())
     }
+}
+
+enum Spawn {
+    Start(std::io::Error),
+    Cancelled,
+}
+
+/// Runs the program in a process group of its own, collecting its output; when the run is
+/// interrupted (Ctrl-C, SIGTERM) the whole group gets SIGTERM, then SIGKILL after two seconds,
+/// and the stage ends as cancelled within about a second.
+fn run_cancellable(mut cmd: std::process::Command, ctx: &Ctx) -> Result<std::process::Output, Spawn> {
+    use std::io::Read;
+    use std::process::Stdio;
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(Spawn::Start)?;
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped")));
+    let err = drain(Box::new(child.stderr.take().expect("piped")));
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(Spawn::Start)? {
+            break s;
+        }
+        if ctx.check_cancel().is_err() {
+            signal_group(&mut child);
+            return Err(Spawn::Cancelled);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Ok(std::process::Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() })
+}
+
+/// SIGTERM to the child's process group, SIGKILL two seconds later if it is still there.
+fn signal_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        let group = format!("-{}", child.id());
+        let _ = std::process::Command::new("kill").args(["-TERM", "--", &group]).status();
+        for _ in 0..40 {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = std::process::Command::new("kill").args(["-KILL", "--", &group]).status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

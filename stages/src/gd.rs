@@ -310,6 +310,21 @@ pub struct GdRun {
 
 /// Runs gradient descent on X (n × c, already designed) and model targets y.
 pub fn descend(p: &GdParams, x: &[f64], c: usize, y: &[f64], k: usize, k_est: f64, seed: u64) -> StageResult<GdRun> {
+    descend_until(p, x, c, y, k, k_est, seed, &std::sync::atomic::AtomicBool::new(false))
+}
+
+/// [`descend`], stopping with "cancelled" within 1,024 iterations of `cancel` being set.
+#[expect(clippy::too_many_arguments, reason = "descend's arguments plus the cancel flag")]
+pub fn descend_until(
+    p: &GdParams,
+    x: &[f64],
+    c: usize,
+    y: &[f64],
+    k: usize,
+    k_est: f64,
+    seed: u64,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> StageResult<GdRun> {
     let kk = if p.estimate_k { k_est } else { p.k.unwrap_or(k_est) };
     let lip = lipschitz(p.model, p.formula, x, c, y, k, kk);
     let alpha = match &p.alpha {
@@ -330,6 +345,9 @@ pub fn descend(p: &GdParams, x: &[f64], c: usize, y: &[f64], k: usize, k_est: f6
     let mut iterations = below(loss).then_some(0);
     let mut it = 0;
     while iterations.is_none() && it < p.max_iters {
+        if it % 1024 == 0 && cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StageError::cancelled());
+        }
         for (t, gi) in theta.iter_mut().zip(&g) {
             *t -= alpha * gi;
         }
@@ -404,7 +422,7 @@ impl TypedStage for Gd {
         d.validate("data")?;
         let (y, k) = targets(p.model, &d, "data")?;
         let (x, c, k_est, sums) = design(&d, p.bias, p.scale, None);
-        let r = descend(p, &x, c, &y, k, k_est, ctx.seed)?;
+        let r = descend_until(p, &x, c, &y, k, k_est, ctx.seed, ctx.cancel)?;
         m.insert("status".into(), "ok".into());
         m.insert("rows".into(), d.rows().into());
         m.insert("lipschitz".into(), r.lipschitz.into());

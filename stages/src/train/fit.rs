@@ -69,6 +69,9 @@ pub fn fit(p: &TrainParams, data: &FitData, seed: u64, threads: usize, ctx: Opti
         batches.start_epoch();
         let mut loss_sum = 0f64;
         for step in 0..steps {
+            if let Some(c) = ctx {
+                c.check_cancel()?;
+            }
             let chosen = batches.next(step);
             let n = chosen.len();
             for (r, &i) in chosen.iter().enumerate() {
