@@ -377,3 +377,21 @@ fn four_concurrent_runs_compute_each_stage_once() {
     assert_eq!(ran, 9, "4 + 4 + 1 stages, each computed once across the four processes");
     assert_eq!(p.repro(&["verify"]).status.code(), Some(0));
 }
+
+/// Sizes that cannot fit in memory are exit-2 errors at plan time naming the param and the
+/// limit (they used to panic with a capacity overflow, or grow until the process died).
+#[test]
+fn absurd_sizes_are_refused_at_plan_time() {
+    for (stage, param) in [
+        ("kind = \"synthetic_linear\"\nn = 9223372036854775807\n", "param `n`"),
+        ("kind = \"synthetic_geo\"\nrows = 100000000000\n", "param `rows`"),
+        ("kind = \"train\"\ndata = \"d\"\nhidden = [100000000, 100000000]\n", "param `hidden`"),
+        ("kind = \"train\"\ndata = \"d\"\nepochs = 9223372036854775807\n", "param `epochs`"),
+    ] {
+        let p = Proj::new();
+        p.write("pipelines/p.toml", &format!("[stage.d]\nkind = \"synthetic_linear\"\n\n[stage.s]\n{stage}"));
+        let o = run_within(p.cmd(&["run", "pipelines/p.toml"]), Duration::from_secs(30));
+        assert_eq!(o.status.code(), Some(2), "{stage}: {}", stderr(&o));
+        assert!(stderr(&o).contains(param) && stderr(&o).contains("REPRO_MAX_MEMORY_GB"), "{stage}: {}", stderr(&o));
+    }
+}

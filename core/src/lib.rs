@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use params::{closest, ParamDoc, ParamError, ParamSpec};
+pub use params::{check_memory, closest, ParamDoc, ParamError, ParamSpec};
 
 /// One input slot of a stage kind: a key in the stage's table whose value is a reference to
 /// other stages' outputs rather than a param.

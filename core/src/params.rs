@@ -86,6 +86,31 @@ macro_rules! stage_params {
     };
 }
 
+/// The memory a stage may plan to use: `REPRO_MAX_MEMORY_GB` (default 64), checked at plan
+/// time so that absurd sizes (`hidden = [10000000]`, `epochs = 9223372036854775807`) are
+/// exit-2 errors naming the param, not an allocation failure at run time.
+pub fn memory_limit_bytes() -> u128 {
+    let gb: f64 = std::env::var("REPRO_MAX_MEMORY_GB").ok().and_then(|v| v.parse().ok()).unwrap_or(64.0);
+    (gb.max(0.0) * (1u64 << 30) as f64) as u128
+}
+
+/// An error for `param` when `bytes` (an estimate) exceed [`memory_limit_bytes`].
+pub fn check_memory(param: &str, what: &str, bytes: u128) -> Result<(), ParamError> {
+    let limit = memory_limit_bytes();
+    if bytes <= limit {
+        return Ok(());
+    }
+    let gb = |b: u128| b as f64 / (1u64 << 30) as f64;
+    Err(ParamError::new(
+        param,
+        format!(
+            "{what} would need about {:.3e} GB, above the limit of {} GB (raise it with REPRO_MAX_MEMORY_GB)",
+            gb(bytes),
+            gb(limit)
+        ),
+    ))
+}
+
 /// Parses a raw params table into `P`, naming the param at fault.
 pub fn parse<P: ParamSpec>(raw: &serde_json::Map<String, Value>) -> Result<P, ParamError> {
     let known: Vec<&str> = P::docs().iter().map(|d| d.name).collect();

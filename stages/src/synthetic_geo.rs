@@ -174,6 +174,9 @@ impl TypedStage for SyntheticGeo {
         if p.rows < 2 {
             return Err(ParamError::new("rows", "must be at least 2"));
         }
+        // The generated matrix, and the working copies quantile normalization makes of it.
+        let cells = p.rows as u128 * (p.landmarks as u128 + p.targets as u128);
+        repro_core::check_memory("rows", "a compendium of this size", cells * 4 * 3)?;
         if p.landmarks == 0 || p.factors == 0 {
             return Err(ParamError::new("landmarks", "landmarks and factors must be positive"));
         }

@@ -38,6 +38,7 @@ impl TypedStage for SyntheticLinear {
         if p.n == 0 {
             return Err(ParamError::new("n", "must be at least 1"));
         }
+        repro_core::check_memory("n", "this many points", p.n as u128 * 64)?;
         if p.x_min.is_nan() || p.x_max.is_nan() || p.x_min >= p.x_max {
             return Err(ParamError::new("x_max", "must exceed x_min"));
         }

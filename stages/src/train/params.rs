@@ -5,7 +5,7 @@ use crate::nn::act::Activation;
 use crate::nn::init::Init;
 use crate::nn::loss::Loss;
 use crate::nn::optim::{Convention, Optimizer};
-use repro_core::{stage_params, ParamError};
+use repro_core::{check_memory, stage_params, ParamError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +160,16 @@ stage_params! {
 }
 
 /// Checks beyond the types (ranges, consistency), at plan time.
+/// What a run's size needs in memory, at plan time: the weights between hidden layers with
+/// their gradients and optimizer state, and one history entry per epoch (the input width and
+/// the data are only known at run time).
+fn check_sizes(p: &TrainParams) -> Result<(), ParamError> {
+    let between: u128 = p.hidden.windows(2).map(|w| w[0] as u128 * w[1] as u128).sum();
+    let widest = p.hidden.iter().copied().max().unwrap_or(0) as u128;
+    check_memory("hidden", "these layer widths", (between + widest) * 4 * 4 + widest * p.batch as u128 * 4 * 4)?;
+    check_memory("epochs", "the history of this many epochs", p.epochs as u128 * 512)
+}
+
 pub(super) fn validate(p: &TrainParams) -> Result<(), ParamError> {
     if p.epochs == 0 {
         return Err(ParamError::new("epochs", "must be at least 1"));
@@ -173,6 +183,7 @@ pub(super) fn validate(p: &TrainParams) -> Result<(), ParamError> {
     if p.hidden.contains(&0) {
         return Err(ParamError::new("hidden", "layer widths must be positive"));
     }
+    check_sizes(p)?;
     if !p.activations.is_empty() && p.activations.len() != p.hidden.len() {
         return Err(ParamError::new(
             "activations",
