@@ -14,7 +14,6 @@ pub fn dag(sel: &Select, format: DagFormat) -> Result<i32> {
 
 fn render(plan: &Plan, selected: &[bool], format: DagFormat) -> String {
     let mut s = String::new();
-    let id = |i: usize| format!("n{i}");
     match format {
         DagFormat::Text => {
             for &i in &plan.order {
@@ -37,45 +36,45 @@ fn render(plan: &Plan, selected: &[bool], format: DagFormat) -> String {
         }
         DagFormat::Dot => {
             s.push_str("digraph pipeline {\n  rankdir=LR;\n  node [shape=box];\n");
-            for &i in &plan.order {
-                if selected[i] {
-                    s.push_str(&format!(
-                        "  {} [label=\"{}\\n{}\"];\n",
-                        id(i),
-                        plan.instances[i].name,
-                        plan.instances[i].stage.kind()
-                    ));
-                }
-            }
-            for &i in &plan.order {
-                for b in plan.instances[i].inputs.values().flatten() {
-                    if selected[i] {
-                        s.push_str(&format!("  {} -> {} [label=\"{}\"];\n", id(b.instance), id(i), b.output));
-                    }
-                }
-            }
+            graph(
+                plan,
+                selected,
+                &mut s,
+                |i, name, kind| format!("  n{i} [label=\"{name}\\n{kind}\"];\n"),
+                |from, out, to| format!("  n{from} -> n{to} [label=\"{out}\"];\n"),
+            );
             s.push_str("}\n");
         }
         DagFormat::Mermaid => {
             s.push_str("flowchart LR\n");
-            for &i in &plan.order {
-                if selected[i] {
-                    s.push_str(&format!(
-                        "  {}[\"{}<br/>{}\"]\n",
-                        id(i),
-                        plan.instances[i].name,
-                        plan.instances[i].stage.kind()
-                    ));
-                }
-            }
-            for &i in &plan.order {
-                for b in plan.instances[i].inputs.values().flatten() {
-                    if selected[i] {
-                        s.push_str(&format!("  {} -->|{}| {}\n", id(b.instance), b.output, id(i)));
-                    }
-                }
-            }
+            graph(
+                plan,
+                selected,
+                &mut s,
+                |i, name, kind| format!("  n{i}[\"{name}<br/>{kind}\"]\n"),
+                |from, out, to| format!("  n{from} -->|{out}| n{to}\n"),
+            );
         }
     }
     s
+}
+
+/// The selected nodes, then every edge into a selected node, in plan order: what dot and
+/// mermaid share (they differ only in how a node and an edge are written).
+fn graph(
+    plan: &Plan,
+    selected: &[bool],
+    s: &mut String,
+    node: impl Fn(usize, &str, &str) -> String,
+    edge: impl Fn(usize, &str, usize) -> String,
+) {
+    let chosen = || plan.order.iter().copied().filter(|&i| selected[i]);
+    for i in chosen() {
+        s.push_str(&node(i, &plan.instances[i].name, plan.instances[i].stage.kind()));
+    }
+    for i in chosen() {
+        for b in plan.instances[i].inputs.values().flatten() {
+            s.push_str(&edge(b.instance, &b.output, i));
+        }
+    }
 }

@@ -241,7 +241,7 @@ pub enum Computed {
 
 impl Computed {
     /// The run record either way.
-    pub fn record(&self) -> &Record {
+    pub fn into_record(self) -> Record {
         match self {
             Computed::Ran(r) | Computed::Cached(r) => r,
         }

@@ -303,9 +303,7 @@ impl<'a> Scheduler<'a> {
                         (Status::Ran, secs)
                     }
                 };
-                let rec = match computed {
-                    Computed::Ran(r) | Computed::Cached(r) => r,
-                };
+                let rec = computed.into_record();
                 self.outputs[i] = Some(rec.outputs.clone());
                 self.outcomes[i] = Some(Outcome::new(inst, Some(rec.key.clone()), status, seconds, None));
                 self.records[i] = Some(rec);
