@@ -5,15 +5,18 @@
 //! `columns = ["model", "hidden"]`); a cell aggregates `metric` over every other axis (the
 //! replicates): `mean`, `std` or `mean ± std` (sample std, n − 1). The best measured value
 //! per row (or column) is bold. `paper` lists the numbers the paper printed, matched to cells
-//! by axis values and shown beside the measured ones with the difference; `claims` are
-//! qualitative comparisons ("lower < higher") checked against the measured means.
+//! by axis values and shown beside the measured ones with the difference; `claims` are the
+//! paper's own claims, quoted, judged from the replicate values by the verdict rule in
+//! `claims` (held / not held / inconclusive, with n, the margin and its 95 % interval).
 //!
 //! Outputs: `md` (GitHub markdown), `tex` (LaTeX, booktabs), `csv`, `json` (including, per
 //! cell `R<i>C<j>`, the indices of the inputs behind it, which the stage hands to the engine
 //! through `Stage::cell_sources` for the provenance sidecar). The renderings are in `render`.
 
+mod claims;
 mod render;
 
+pub use claims::{judge, Claim, Comparison, Judged, Test, Verdict};
 pub use render::{render, Rendered};
 
 use crate::values::{cmp_vals, show};
@@ -42,17 +45,6 @@ pub enum Best {
     Min,
     Max,
     None,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Claim {
-    /// What the paper claims, in words.
-    pub text: String,
-    /// Axis values of the cell claimed to be lower.
-    pub lower: BTreeMap<String, Value>,
-    /// Axis values of the cell claimed to be higher.
-    pub higher: BTreeMap<String, Value>,
 }
 
 stage_params! {
@@ -97,8 +89,13 @@ stage_params! {
         paper_digits: usize = 6,
         /// A note on the paper's numbers (e.g. its reported σ range).
         paper_note: String = String::new(),
-        /// Qualitative claims to check: [{ text = "…", lower = { … }, higher = { … } }].
+        /// The paper's own claims, quoted, judged by the verdict rule (README § Verdicts):
+        /// [{ text = "…", source = "Table III", lower = { … }, higher = { … } }], or
+        /// `lowest`/`highest` = { … } with `among` = [{ … }, …]; `proxy` and `exact` explain
+        /// a weaker stand-in or deterministic values.
         claims: Vec<Claim> = vec![],
+        /// The data is synthetic: the caption, the verdicts and the notes say so.
+        synthetic: bool = false,
         /// Also show rows that only `paper` has (e.g. datasets that cannot ship); their measured
         /// cells read `missing`.
         paper_rows: bool = false,
@@ -299,32 +296,16 @@ pub(crate) fn best_mask(p: &TabulateParams, t: &Table) -> Vec<Vec<bool>> {
     mask
 }
 
-/// A claim's outcome: (text, held?, lower mean, higher mean).
-pub(crate) type ClaimOutcome = (String, Option<bool>, Option<f64>, Option<f64>);
-
-pub(crate) fn check_claims(p: &TabulateParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -> Vec<ClaimOutcome> {
-    let mean_of = |want: &BTreeMap<String, Value>| -> Option<f64> {
-        let v: Vec<f64> = items.iter().filter(|(a, _)| matches(a, want)).filter_map(|(_, v)| *v).collect();
-        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-    };
-    p.claims
-        .iter()
-        .map(|c| {
-            let (lo, hi) = (mean_of(&c.lower), mean_of(&c.higher));
-            let held = match (lo, hi) {
-                (Some(a), Some(b)) => Some(a < b),
-                _ => None,
-            };
-            (c.text.clone(), held, lo, hi)
-        })
-        .collect()
+/// Every claim with its verdict.
+pub(crate) fn check_claims(p: &TabulateParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -> Vec<Judged> {
+    p.claims.iter().map(|c| judge(c, items)).collect()
 }
 
 impl TypedStage for Tabulate {
     type Params = TabulateParams;
     const KIND: &'static str = "tabulate";
-    const VERSION: u32 = 7;
-    const DOC: &'static str = "Build a table from many metrics artifacts: rows and columns from matrix axes, cells aggregated over the other axes (mean, std, mean ± std), best value bold, the paper's printed numbers beside the measured ones with the difference, and qualitative claims checked. Outputs md, tex, csv, json.";
+    const VERSION: u32 = 8;
+    const DOC: &'static str = "Build a table from many metrics artifacts: rows and columns from matrix axes, cells aggregated over the other axes (mean, std, mean ± std), best value bold, the paper's printed numbers beside the measured ones with the difference, and the paper's quoted claims judged with replicate uncertainty (held / not held / inconclusive). Outputs md, tex, csv, json.";
     const USES_SEED: bool = false;
     const USES_INPUT_AXES: bool = true;
     const INPUTS: &'static [InputSlot] = &[InputSlot::many("inputs", "metrics artifacts, e.g. \"eval[*]\"")];
@@ -332,6 +313,9 @@ impl TypedStage for Tabulate {
     fn validate(p: &TabulateParams) -> Result<(), ParamError> {
         if p.best_per != "row" && p.best_per != "column" {
             return Err(ParamError::new("best_per", format!("expected \"row\" or \"column\", got \"{}\"", p.best_per)));
+        }
+        for (i, c) in p.claims.iter().enumerate() {
+            claims::validate(i, c)?;
         }
         for (i, pv) in p.paper.iter().enumerate() {
             if !pv.get("value").is_some_and(Value::is_number) {
@@ -455,8 +439,10 @@ mod tests {
             ])],
             claims: vec![Claim {
                 text: "L below D".into(),
-                lower: BTreeMap::from([("model".to_string(), json!("l"))]),
-                higher: BTreeMap::from([("model".to_string(), json!("d"))]),
+                source: "Table 1".into(),
+                lower: Some(BTreeMap::from([("model".to_string(), json!("l"))])),
+                higher: Some(BTreeMap::from([("model".to_string(), json!("d"))])),
+                ..Claim::default()
             }],
             ..Default::default()
         }
@@ -524,14 +510,14 @@ mod tests {
     #[test]
     fn markdown_snapshot() {
         let r = render(&params(), &items()).unwrap();
-        let want = "**Test & table**\n\n| Epochs | D-GEX(D) | D-GEX(L) |\n|---|---|---|\n| 100 | 0.3900 ± 0.0014 | **0.3700 ± 0.0014** |\n| 100 · paper | 0.3921 | – |\n| 100 · Δ (ours − paper) | -0.0021 | – |\n| 200 | 0.3800 ± 0.0014 | **0.3600 ± 0.0014** |\n| 200 · paper | – | – |\n| 200 · Δ (ours − paper) | – | – |\n\nCells: `mae`, mean ± sample standard deviation over 2 runs per cell.\n\nClaims of the paper, checked on these numbers:\n\n- L below D: **held** (0.3650 vs 0.3850)\n";
+        let want = "**Test & table**\n\n| Epochs | D-GEX(D) | D-GEX(L) |\n|---|---|---|\n| 100 | 0.3900 ± 0.0014 | **0.3700 ± 0.0014** |\n| 100 · paper | 0.3921 | – |\n| 100 · Δ (ours − paper) | -0.0021 | – |\n| 200 | 0.3800 ± 0.0014 | **0.3600 ± 0.0014** |\n| 200 · paper | – | – |\n| 200 · Δ (ours − paper) | – | – |\n\nCells: `mae`, mean ± sample standard deviation over 2 runs per cell.\n\nClaims of the paper, judged. Verdict rule (README, Verdicts): margin = difference of the means in the claimed direction (positive supports the claim) with its 95 % interval (paired t over matching replicates, else Welch t; Bonferroni for \"best among\"); held if the interval is above 0, not held if below, inconclusive if it contains 0 or n < 2.\n\n| Claim | Where | n | Means (claimed lower vs higher) | Margin [CI] | Test | Verdict |\n|---|---|---|---|---|---|---|\n| “L below D” | Table 1 | 4 vs 4 | 0.3650 vs 0.3850 | +0.0200 [+0.0200, +0.0200] | paired t over epochs, rep, 95 % | **held** |\n";
         assert_eq!(r.md, want);
     }
 
     #[test]
     fn latex_snapshot() {
         let r = render(&params(), &items()).unwrap();
-        let want = "\\begin{table}[t]\n\\centering\n\\caption{Test \\& table}\n\\begin{tabular}{lrr}\n\\toprule\nEpochs & D-GEX(D) & D-GEX(L) \\\\\n\\midrule\n100 & 0.3900 $\\pm$ 0.0014 & \\textbf{0.3700 $\\pm$ 0.0014} \\\\\n\\quad paper & 0.3921 & -- \\\\\n200 & 0.3800 $\\pm$ 0.0014 & \\textbf{0.3600 $\\pm$ 0.0014} \\\\\n\\quad paper & -- & -- \\\\\n\\bottomrule\n\\end{tabular}\n\\end{table}\n";
+        let want = "\\begin{table}[t]\n\\centering\n\\caption{Test \\& table}\n\\begin{tabular}{lrr}\n\\toprule\nEpochs & D-GEX(D) & D-GEX(L) \\\\\n\\midrule\n100 & 0.3900 $\\pm$ 0.0014 & \\textbf{0.3700 $\\pm$ 0.0014} \\\\\n\\quad paper & 0.3921 & -- \\\\\n200 & 0.3800 $\\pm$ 0.0014 & \\textbf{0.3600 $\\pm$ 0.0014} \\\\\n\\quad paper & -- & -- \\\\\n\\bottomrule\n\\end{tabular}\n\n\\par\\medskip\n{\\footnotesize Claims of the paper, judged. Verdict rule (README, Verdicts): margin = difference of the means in the claimed direction (positive supports the claim) with its 95 \\% interval (paired t over matching replicates, else Welch t; Bonferroni for \"best among\"); held if the interval is above 0, not held if below, inconclusive if it contains 0 or n $<$ 2.\\par}\n{\\footnotesize\n\\begin{tabular}{p{0.34\\linewidth}p{0.12\\linewidth}lp{0.22\\linewidth}l}\n\\toprule\nClaim & Where & n & Margin [CI] & Verdict \\\\\n\\midrule\n“L below D” & Table 1 & 4 vs 4 & +0.0200 [+0.0200, +0.0200] (paired t over epochs, rep, 95 \\%) & held \\\\\n\\bottomrule\n\\end{tabular}}\n\\end{table}\n";
         assert_eq!(r.tex, want);
     }
 }

@@ -1,7 +1,9 @@
 //! The renderings of one table model: GitHub markdown, LaTeX (booktabs), CSV and JSON (the
 //! JSON lists, per cell, the positions of the inputs behind it, for provenance).
 
-use super::{best_mask, build, check_claims, fmt_cell, heading, Aggregate, ClaimOutcome, Table, TabulateParams};
+use super::{
+    best_mask, build, check_claims, fmt_cell, heading, Aggregate, Comparison, Judged, Table, TabulateParams, Test,
+};
 use repro_core::StageResult;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -26,7 +28,7 @@ struct Layout<'a> {
     col_heads: Vec<String>,
     row_heads: Vec<String>,
     any_paper: bool,
-    claims: Vec<ClaimOutcome>,
+    claims: Vec<Judged>,
     /// The heading of the row-label column.
     rh: String,
 }
@@ -50,7 +52,7 @@ fn markdown(l: &Layout) -> String {
     let (col_heads, row_heads, any_paper) = (&l.col_heads, &l.row_heads, l.any_paper);
     let mut md = String::new();
     if !p.caption.is_empty() {
-        md.push_str(&format!("**{}**\n\n", p.caption));
+        md.push_str(&format!("**{}**\n\n", caption(p)));
     }
     md.push_str(&format!("| {} | {} |\n", rh, col_heads.join(" | ")));
     md.push_str(&format!("|{}|\n", vec!["---"; col_heads.len() + 1].join("|")));
@@ -92,7 +94,7 @@ fn markdown(l: &Layout) -> String {
 
 /// What the cells are, the paper note, the notes and the claims' verdicts.
 fn markdown_notes(l: &Layout) -> String {
-    let (p, t, claims, d) = (l.p, &l.t, &l.claims, l.p.digits);
+    let (p, t, claims) = (l.p, &l.t, &l.claims);
     let mut md = String::new();
     md.push('\n');
     let n_per: Vec<usize> = t.cells.iter().flatten().map(|c| c.n).collect();
@@ -120,18 +122,14 @@ fn markdown_notes(l: &Layout) -> String {
         md.push_str(&format!("\n{n}\n"));
     }
     if !claims.is_empty() {
-        md.push_str("\nClaims of the paper, checked on these numbers:\n\n");
-        for (text, held, lo, hi) in claims {
-            let verdict = match held {
-                Some(true) => "held",
-                Some(false) => "did not hold",
-                None => "not measured",
-            };
-            let nums = match (lo, hi) {
-                (Some(a), Some(b)) => format!(" ({a:.d$} vs {b:.d$})"),
-                _ => String::new(),
-            };
-            md.push_str(&format!("- {text}: **{verdict}**{nums}\n"));
+        md.push_str(&format!("\n{}\n\n", claims_heading(p)));
+        md.push_str("| Claim | Where | n | Means (claimed lower vs higher) | Margin [CI] | Test | Verdict |\n");
+        md.push_str("|---|---|---|---|---|---|---|\n");
+        for j in claims {
+            let r = claim_row(p, j);
+            let cells = [r.claim, r.source, r.n, r.means, r.margin, r.test, format!("**{}**", r.verdict)];
+            let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+            md.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
     }
 
@@ -144,7 +142,7 @@ fn latex(l: &Layout) -> String {
     let mut tex = String::new();
     tex.push_str("\\begin{table}[t]\n\\centering\n");
     if !p.caption.is_empty() {
-        tex.push_str(&format!("\\caption{{{}}}\n", latex_escape(&p.caption)));
+        tex.push_str(&format!("\\caption{{{}}}\n", latex_escape(&caption(p))));
     }
     tex.push_str(&format!("\\begin{{tabular}}{{l{}}}\n\\toprule\n", "r".repeat(col_heads.len())));
     let heads: Vec<String> = col_heads.iter().map(|h| latex_escape(h)).collect();
@@ -171,9 +169,96 @@ fn latex(l: &Layout) -> String {
             tex.push_str(&format!("\\quad paper & {} \\\\\n", paper.join(" & ")));
         }
     }
-    tex.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n");
-
+    tex.push_str("\\bottomrule\n\\end{tabular}\n");
+    if !l.claims.is_empty() {
+        tex.push_str(&format!("\n\\par\\medskip\n{{\\footnotesize {}\\par}}\n", latex_escape(&claims_heading(p))));
+        tex.push_str(
+            "{\\footnotesize\n\\begin{tabular}{p{0.34\\linewidth}p{0.12\\linewidth}lp{0.22\\linewidth}l}\n\\toprule\n",
+        );
+        tex.push_str("Claim & Where & n & Margin [CI] & Verdict \\\\\n\\midrule\n");
+        for j in &l.claims {
+            let r = claim_row(p, j);
+            let cells = [r.claim, r.source, r.n, format!("{} ({})", r.margin, r.test), r.verdict];
+            let cells: Vec<String> = cells.iter().map(|c| latex_escape(c)).collect();
+            tex.push_str(&format!("{} \\\\\n", cells.join(" & ")));
+        }
+        tex.push_str("\\bottomrule\n\\end{tabular}}\n");
+    }
+    tex.push_str("\\end{table}\n");
     tex
+}
+
+/// The caption, marked when the data is synthetic.
+fn caption(p: &TabulateParams) -> String {
+    if p.synthetic {
+        format!("{} [synthetic data]", p.caption)
+    } else {
+        p.caption.clone()
+    }
+}
+
+fn claims_heading(p: &TabulateParams) -> String {
+    let data = if p.synthetic {
+        " on synthetic data (so the verdicts are about this generator, not about the paper's data)"
+    } else {
+        ""
+    };
+    format!(
+        "Claims of the paper, judged{data}. Verdict rule (README, Verdicts): margin = difference of the \
+         means in the claimed direction (positive supports the claim) with its 95 % interval \
+         (paired t over matching replicates, else Welch t; Bonferroni for \"best among\"); held if the \
+         interval is above 0, not held if below, inconclusive if it contains 0 or n < 2."
+    )
+}
+
+/// One claim's row, as text.
+struct ClaimRow {
+    claim: String,
+    source: String,
+    n: String,
+    means: String,
+    margin: String,
+    test: String,
+    verdict: String,
+}
+
+fn claim_row(p: &TabulateParams, j: &Judged) -> ClaimRow {
+    let c = &j.claim;
+    let s: &Comparison = &j.shown;
+    let metric = [&c.lower, &c.lowest, &c.highest].into_iter().flatten().find_map(|sel| sel.get("metric"));
+    let d = metric.and_then(|m| p.metric_digits.get(&crate::values::show(m))).copied().unwrap_or(p.digits);
+    let num = |v: Option<f64>| v.map(|x| format!("{x:.d$}")).unwrap_or_else(|| "–".into());
+    let signed = |x: f64| format!("{x:+.d$}").replace('-', "−");
+    let claim =
+        if c.proxy.is_empty() { format!("“{}”", c.text) } else { format!("Proxy: {} ({})", c.text, c.proxy) };
+    let rivals =
+        if j.competitors.is_empty() { String::new() } else { format!(", closest of {} rivals", j.competitors.len()) };
+    let margin = match (s.margin, s.ci) {
+        (Some(m), Some((lo, hi))) => format!("{} [{}, {}]", signed(m), signed(lo), signed(hi)),
+        (Some(m), None) => signed(m),
+        _ => "–".into(),
+    };
+    let mut test = s.test.describe();
+    if s.test == Test::Exact {
+        test = format!("exact: {}", c.exact);
+    } else if s.ci.is_some() {
+        test = format!("{test}, {}", level_text(s.level));
+    }
+    ClaimRow {
+        claim,
+        source: c.source.clone(),
+        n: format!("{} vs {}{rivals}", s.n_lower, s.n_higher),
+        means: format!("{} vs {}", num(s.mean_lower), num(s.mean_higher)),
+        margin,
+        test,
+        verdict: j.verdict.word().to_string(),
+    }
+}
+
+fn level_text(level: f64) -> String {
+    let pct = format!("{:.2}", level * 100.0);
+    let pct = pct.trim_end_matches('0').trim_end_matches('.');
+    format!("{pct} %")
 }
 
 fn csv(l: &Layout) -> String {
@@ -221,12 +306,9 @@ fn json(l: &Layout) -> Value {
             }));
         }
     }
-    let claims_json: Vec<Value> = claims
-        .iter()
-        .map(|(t, h, lo, hi)| serde_json::json!({"text": t, "held": h, "lower_mean": lo, "higher_mean": hi}))
-        .collect();
+    let claims_json: Vec<Value> = claims.iter().map(|j| serde_json::to_value(j).expect("serializable")).collect();
     serde_json::json!({
-        "caption": p.caption, "metric": p.metric, "aggregate": p.aggregate,
+        "caption": caption(p), "synthetic": p.synthetic, "metric": p.metric, "aggregate": p.aggregate,
         "columns": col_heads, "rows": row_heads, "cells": cells_json, "claims": claims_json,
     })
 }
@@ -248,6 +330,25 @@ pub(super) fn latex_escape(s: &str) -> String {
             'σ' => o.push_str("$\\sigma$"),
             'Δ' => o.push_str("$\\Delta$"),
             'τ' => o.push_str("$\\tau$"),
+            'α' => o.push_str("$\\alpha$"),
+            'β' => o.push_str("$\\beta$"),
+            'γ' => o.push_str("$\\gamma$"),
+            'θ' => o.push_str("$\\theta$"),
+            'κ' => o.push_str("$\\kappa$"),
+            'λ' => o.push_str("$\\lambda$"),
+            'μ' => o.push_str("$\\mu$"),
+            'η' => o.push_str("$\\eta$"),
+            '√' => o.push_str("$\\surd$"),
+            '−' => o.push_str("$-$"),
+            '×' => o.push_str("$\\times$"),
+            '≈' => o.push_str("$\\approx$"),
+            '·' => o.push_str("$\\cdot$"),
+            '→' => o.push_str("$\\to$"),
+            '‖' => o.push_str("$\\|$"),
+            '∞' => o.push_str("$\\infty$"),
+            '…' => o.push_str("\\dots{}"),
+            '<' => o.push_str("$<$"),
+            '>' => o.push_str("$>$"),
             '–' => o.push_str("--"),
             '—' => o.push_str("---"),
             _ => o.push(ch),

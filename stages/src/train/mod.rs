@@ -18,7 +18,7 @@ pub mod stepper;
 
 pub use fit::{fit, FitData, Trained};
 pub use params::{AdaptiveRule, Batching, LalrVariant, MChoice, Policy, TrainParams, YNorm};
-pub use schedule::{lalr_knobs, Lalr};
+pub use schedule::{lalr_knobs, lalr_rate, Lalr};
 
 use crate::dataset::Dataset;
 use crate::metrics::targets_for;
@@ -293,28 +293,65 @@ mod tests {
         assert_eq!(fixed.model.layers[0].act, Activation::Prelu { alpha: 0.25, learnable: false });
     }
 
+    /// The LALR rate training computes, by hand, for every variant. A 2 → 2 → 1 network, ReLU
+    /// hidden layer, every weight 0.5 and bias 0; X = [[1, 2], [3, 1], [2, 2], [0, 1]],
+    /// y = [1, 2, 0, 1]; sequential batches of 2. Hidden activations h = 0.5·(x₁ + x₂) per
+    /// unit = 1.5, 2, 2, 0.5; outputs = h. Kz = max batch ‖Z‖_F = √(2·1.5² + 2·2²) = √12.5,
+    /// Ka = max batch ‖ŷ‖_F = √(1.5² + 2²) = 2.5, ‖Y‖_F = √6, ‖X‖_F = √24, max batch ‖y‖_F = √5.
+    /// Python:
+    ///   paper (m = 4 rows, ‖Y‖, 0.3):           0.3·4/((2.5 + √6)·√12.5)  = 0.06857499916318371
+    ///   published_code (m = 4, ‖X‖, 0.5):       0.5·4/((2.5 + √24)·√12.5) = 0.07645451998518922
+    ///   paper with m = "batch" (m = 2, √5):      0.3·2/((2.5 + √5)·√12.5)  = 0.035832599593378395
+    ///   published_script: the constant 1e-4 (the script never calls LALR).
     #[test]
-    fn lalr_presets() {
-        let paper = lalr_knobs(&Policy::Lipschitz {
-            variant: LalrVariant::Paper,
-            m: None,
-            y_norm: None,
-            scale: None,
-            floor: None,
-            cap: None,
-        })
-        .unwrap();
-        assert_eq!((paper.m, paper.y_norm, paper.scale, paper.cap), (MChoice::Batch, YNorm::Targets, 0.3, 5e-4));
-        let code = lalr_knobs(&Policy::Lipschitz {
-            variant: LalrVariant::PublishedCode,
-            m: None,
-            y_norm: None,
-            scale: None,
-            floor: None,
-            cap: None,
-        })
-        .unwrap();
-        assert_eq!((code.m, code.y_norm, code.scale), (MChoice::TrainRows, YNorm::Inputs, 0.5));
-        assert!(code.cap.is_infinite());
+    fn lalr_rate_of_every_variant_by_hand() {
+        let x = [1f32, 2., 3., 1., 2., 2., 0., 1.];
+        let y = [1f32, 2., 0., 1.];
+        let first_lr = |policy: &str| -> f64 {
+            let policy: Policy = serde_json::from_str(policy).unwrap();
+            let p = TrainParams {
+                hidden: vec![2],
+                activation: Activation::Relu,
+                init: Init::Constant { weight: 0.5, bias: 0.0 },
+                loss: Loss::Mse,
+                policy,
+                epochs: 1,
+                batch: 2,
+                ..Default::default()
+            };
+            fit(&p, &FitData::new(&x, &y, 1), 1, 1, None).unwrap().history[0]["lr"].as_f64().unwrap()
+        };
+        let close = |got: f64, want: f64| assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
+        close(first_lr(r#"{"name": "lipschitz", "variant": "paper"}"#), 0.06857499916318371);
+        close(first_lr(r#"{"name": "lipschitz", "variant": "published_code"}"#), 0.07645451998518922);
+        close(first_lr(r#"{"name": "lipschitz", "variant": "paper", "m": "batch"}"#), 0.035832599593378395);
+        close(first_lr(r#"{"name": "lipschitz", "variant": "published_script"}"#), 1e-4);
+    }
+
+    /// The LALR paper's worked example (§IV, after eq. 7): Kz = 983.88, Ka = 142.86,
+    /// ‖y‖ = 4329.24, scale 0.3 gives "approximately 1.36×10⁻⁴" through the same function the
+    /// `paper` variant trains with, when m = 2,000 examples: 0.3·2000/((142.86 + 4329.24)·983.88)
+    /// = 1.3636e-4. With m = 200 (a batch) it would be 1.36e-5, ten times off.
+    #[test]
+    fn lalr_papers_worked_example() {
+        let policy: Policy = serde_json::from_str(r#"{"name": "lipschitz", "variant": "paper"}"#).unwrap();
+        let k = lalr_knobs(&policy).unwrap();
+        let (lr, _) = lalr_rate(&k, Loss::MseSum, 983.88, 142.86, 4329.24, 2000.0, 4760, 0.0);
+        assert!((lr - 0.00013636333425686765).abs() < 1e-12, "{lr}");
+        assert_eq!(format!("{lr:.2e}"), "1.36e-4");
+    }
+
+    /// Presets resolve into the canonical params: `paper` and `published_code` have different
+    /// keys, and an override shows.
+    #[test]
+    fn lalr_presets_resolve_into_the_canonical_params() {
+        let paper: Policy = serde_json::from_str(r#"{"name": "lipschitz", "variant": "paper"}"#).unwrap();
+        let v = serde_json::to_value(&paper).unwrap();
+        assert_eq!(v["m"], "train_rows");
+        assert_eq!(v["scale"], 0.3);
+        let over: Policy = serde_json::from_str(r#"{"name": "lipschitz", "variant": "paper", "scale": 0.1}"#).unwrap();
+        assert_eq!(serde_json::to_value(&over).unwrap()["scale"], 0.1);
+        let bad = serde_json::from_str::<Policy>(r#"{"name": "lipschitz", "variant": "paper", "mm": 1}"#);
+        assert!(bad.unwrap_err().to_string().contains("mm"));
     }
 }

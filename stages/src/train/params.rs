@@ -11,10 +11,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LalrVariant {
-    /// LALR paper: m = batch size, ‖y‖ of the targets, scale 0.3, lr clamped to [1e-5, 5e-4].
+    /// The LALR paper's eq. (7): lr = 0.3 · m / ((Ka + ‖y‖)·Kz) with m the number of training
+    /// examples and ‖y‖ the training targets' norm; no clamp (the paper states none).
     Paper,
-    /// The authors' code: m = training rows, ‖X‖ (inputs) in place of ‖y‖, scale 0.5, floor 1e-5, no cap.
+    /// The authors' code (`lipschitz_lr.py`): m = training rows, ‖X‖ (inputs) in place of ‖y‖,
+    /// scale 0.5, floor 1e-5, no cap. (Its Kz came from a stale snapshot of the test-set
+    /// activations; here Kz is the training batches' maximum, as for `paper`.)
     PublishedCode,
+    /// What the published script ran: it never calls LALR, so the rate is SGD's constant 1e-4.
+    PublishedScript,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,21 +53,9 @@ pub enum Policy {
     ExpDecay {
         gamma: f64,
     },
-    /// LALR. `variant` sets every knob; any knob given explicitly overrides it.
-    Lipschitz {
-        variant: LalrVariant,
-        #[serde(default)]
-        m: Option<MChoice>,
-        #[serde(default)]
-        y_norm: Option<YNorm>,
-        #[serde(default)]
-        scale: Option<f64>,
-        #[serde(default)]
-        floor: Option<f64>,
-        /// Upper clamp; a negative value means no cap.
-        #[serde(default)]
-        cap: Option<f64>,
-    },
+    /// LALR. `variant` sets every knob; any knob given explicitly overrides it. The canonical
+    /// params carry every knob resolved, so a preset's meaning is part of the cache key.
+    Lipschitz(LalrSpec),
     /// LipschitzLR's adaptive optimizers as its authors' Keras callbacks compute them, once per
     /// epoch in evaluation mode: Kz = max over batches of ‖penultimate‖_F, S = max over batches
     /// of ‖Z∘Z‖_F, K = c·Kz + λ·max‖W‖_F with c the loss's bound per unit Kz (m = batch), and
@@ -76,6 +69,72 @@ pub enum Policy {
         #[serde(default)]
         bias_correction: bool,
     },
+}
+
+/// The knobs of a `lipschitz` policy as written: a variant and optional overrides.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LalrSpecIn {
+    variant: LalrVariant,
+    #[serde(default)]
+    m: Option<MChoice>,
+    #[serde(default)]
+    y_norm: Option<YNorm>,
+    #[serde(default)]
+    scale: Option<f64>,
+    #[serde(default)]
+    floor: Option<f64>,
+    #[serde(default)]
+    cap: Option<f64>,
+    #[serde(default)]
+    constant: Option<f64>,
+}
+
+/// The knobs of a `lipschitz` policy, resolved from the variant's preset (each knob given
+/// explicitly overrides it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "LalrSpecIn")]
+pub struct LalrSpec {
+    pub variant: LalrVariant,
+    /// What m (the examples the bound averages over) is.
+    pub m: MChoice,
+    /// Which norm stands for ‖y‖.
+    pub y_norm: YNorm,
+    /// lr = scale / L.
+    pub scale: f64,
+    /// Lower clamp (0: none).
+    pub floor: f64,
+    /// Upper clamp; negative: none.
+    pub cap: f64,
+    /// A constant rate in place of LALR (`published_script`: 1e-4); negative: none.
+    pub constant: f64,
+}
+
+impl From<LalrSpecIn> for LalrSpec {
+    fn from(i: LalrSpecIn) -> Self {
+        let base = LalrSpec::preset(i.variant);
+        LalrSpec {
+            variant: i.variant,
+            m: i.m.unwrap_or(base.m),
+            y_norm: i.y_norm.unwrap_or(base.y_norm),
+            scale: i.scale.unwrap_or(base.scale),
+            floor: i.floor.unwrap_or(base.floor),
+            cap: i.cap.unwrap_or(base.cap),
+            constant: i.constant.unwrap_or(base.constant),
+        }
+    }
+}
+
+impl LalrSpec {
+    /// A variant's knobs.
+    pub fn preset(variant: LalrVariant) -> LalrSpec {
+        let (m, y_norm, scale, floor, cap, constant) = match variant {
+            LalrVariant::Paper => (MChoice::TrainRows, YNorm::Targets, 0.3, 0.0, -1.0, -1.0),
+            LalrVariant::PublishedCode => (MChoice::TrainRows, YNorm::Inputs, 0.5, 1e-5, -1.0, -1.0),
+            LalrVariant::PublishedScript => (MChoice::TrainRows, YNorm::Inputs, 0.5, 0.0, -1.0, 1e-4),
+        };
+        LalrSpec { variant, m, y_norm, scale, floor, cap, constant }
+    }
 }
 
 /// Which of LipschitzLR's adaptive algorithms `lipschitz_adaptive` schedules.

@@ -1,12 +1,13 @@
 //! `lipschitz`: LALR. Once per epoch, in evaluation mode, lr = scale / L with L the loss's
 //! closed-form Lipschitz bound ([`crate::nn::loss::Loss::lipschitz`]) from Kz = max over
 //! batches of ‖penultimate activations‖_F, plus λ·max‖W‖ with weight decay; clamped to
-//! [floor, cap]. The presets `paper` and `published_code` set the choices where the LALR paper
-//! and its authors' code differ; every knob can be overridden.
+//! [floor, cap]. The presets `paper`, `published_code` and `published_script` set the choices
+//! where the LALR paper, its authors' code and their published script differ (see
+//! [`crate::train::params::LalrSpec::preset`]); every knob can be overridden.
 
 use super::{batch_norms, frob, max_weight_norm, BatchNorms, EpochView, LrSchedule};
 use crate::nn::loss::Loss;
-use crate::train::params::{LalrVariant, MChoice, Policy, TrainParams, YNorm};
+use crate::train::params::{MChoice, Policy, TrainParams, YNorm};
 use serde_json::Value;
 
 /// Resolved LALR knobs.
@@ -18,32 +19,32 @@ pub struct Lalr {
     pub y_norm: YNorm,
     /// lr = scale / L.
     pub scale: f64,
-    /// Lower clamp.
+    /// Lower clamp (0: none).
     pub floor: f64,
     /// Upper clamp (infinite: none).
     pub cap: f64,
+    /// A constant rate in place of LALR (`published_script`).
+    pub constant: Option<f64>,
 }
 
-/// The knobs of a `lipschitz` policy: its variant's preset, with every knob given overriding it.
+/// The knobs of a `lipschitz` policy (already resolved from its variant when parsed).
 pub fn lalr_knobs(p: &Policy) -> Option<Lalr> {
-    let Policy::Lipschitz { variant, m, y_norm, scale, floor, cap } = p else { return None };
-    let base = match variant {
-        LalrVariant::Paper => Lalr { m: MChoice::Batch, y_norm: YNorm::Targets, scale: 0.3, floor: 1e-5, cap: 5e-4 },
-        LalrVariant::PublishedCode => {
-            Lalr { m: MChoice::TrainRows, y_norm: YNorm::Inputs, scale: 0.5, floor: 1e-5, cap: f64::INFINITY }
-        }
-    };
+    let Policy::Lipschitz(s) = p else { return None };
     Some(Lalr {
-        m: m.unwrap_or(base.m),
-        y_norm: y_norm.unwrap_or(base.y_norm),
-        scale: scale.unwrap_or(base.scale),
-        floor: floor.unwrap_or(base.floor),
-        cap: match cap {
-            Some(c) if *c < 0.0 => f64::INFINITY,
-            Some(c) => *c,
-            None => base.cap,
-        },
+        m: s.m,
+        y_norm: s.y_norm,
+        scale: s.scale,
+        floor: s.floor.max(0.0),
+        cap: if s.cap < 0.0 { f64::INFINITY } else { s.cap },
+        constant: (s.constant >= 0.0).then_some(s.constant),
     })
+}
+
+/// The LALR rate from the measured constants: scale / L, clamped to [floor, cap].
+pub fn lalr_rate(k: &Lalr, loss: Loss, kz: f64, ka: f64, ynorm: f64, m: f64, q: usize, decay_term: f64) -> (f64, f64) {
+    let l = loss.lipschitz(kz, ka, ynorm, m, q) + decay_term;
+    let raw = k.scale / l;
+    (raw.clamp(k.floor, k.cap), l)
 }
 
 pub(super) struct Lipschitz {
@@ -65,6 +66,9 @@ impl Lipschitz {
 impl LrSchedule for Lipschitz {
     fn before_epoch(&mut self, _epoch: usize, _lr: f64, v: &mut EpochView) -> (f64, Option<Value>) {
         let k = self.knobs;
+        if let Some(c) = k.constant {
+            return (c, Some(serde_json::json!({"constant": c})));
+        }
         let BatchNorms { kz, ka, ky, .. } = batch_norms(v);
         let (q, batch) = (v.model.outputs(), v.batch);
         let rows = v.y.len() / q;
@@ -85,14 +89,10 @@ impl LrSchedule for Lipschitz {
                 },
             ),
         };
-        let mut l = self.loss.lipschitz(kz, ka, ynorm, m, q);
-        if self.weight_decay > 0.0 {
-            l += self.weight_decay * max_weight_norm(v.model);
-        }
-        let raw = k.scale / l;
-        let info =
-            serde_json::json!({"kz": kz, "ka": ka, "y_norm": ynorm, "m": m, "lipschitz": l, "unclamped_lr": raw});
-        (raw.clamp(k.floor, k.cap), Some(info))
+        let decay = if self.weight_decay > 0.0 { self.weight_decay * max_weight_norm(v.model) } else { 0.0 };
+        let (lr, l) = lalr_rate(&k, self.loss, kz, ka, ynorm, m, q, decay);
+        let info = serde_json::json!({"kz": kz, "ka": ka, "y_norm": ynorm, "m": m, "lipschitz": l, "unclamped_lr": k.scale / l});
+        (lr, Some(info))
     }
 }
 
