@@ -2,7 +2,7 @@
 //! the multi-quantile heads with the crossing penalty.
 
 mod common;
-use common::{project_with, report, row_cells, run_ok, Proj};
+use common::{claims_are_well_formed, project_with, report, row_cells, run_ok, Proj};
 
 fn project() -> Proj {
     project_with(&["loggene_table3.toml", "loggene_quantiles.toml"])
@@ -43,14 +43,12 @@ fn table3_cross_validates_and_takes_user_files() {
     }
 }
 
-/// The crossing penalty cuts the share of held-out rows whose nine quantiles cross, for both
-/// base losses, and the heads are ordered (Q(0.1) covers less than Q(0.9)).
+/// The quantile pipeline judges its two crossing claims over three replicates each (the
+/// outcome is a finding, not asserted): margins, intervals and verdicts are consistent.
 #[test]
-fn crossing_penalty_reduces_crossings() {
+fn quantile_claims_are_judged_over_replicates() {
     let p = project();
     run_ok(&p, &["pipelines/loggene_quantiles.toml"]);
     let r = report(&p, "loggene_quantiles");
-    for c in r["claims"].as_array().unwrap() {
-        assert_eq!(c["held"], true, "{c}");
-    }
+    assert_eq!(claims_are_well_formed(&r, 3), 2);
 }

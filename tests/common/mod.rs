@@ -100,3 +100,39 @@ pub fn snapshot(name: &str, actual: &str) {
         .unwrap_or_else(|_| panic!("missing snapshot {}; run with UPDATE_SNAPSHOTS=1", path.display()));
     assert_eq!(actual, want, "snapshot {name} differs; review and run with UPDATE_SNAPSHOTS=1 to accept");
 }
+
+/// Checks a report's claims as machinery, never their outcome: every claim has a quote, a
+/// source and one of the verdicts; its margin is mean(higher) − mean(lower) of the values it
+/// lists; its interval, when there is one, contains the margin; n matches the replicates.
+/// Returns the number of claims checked.
+#[allow(dead_code)]
+pub fn claims_are_well_formed(report: &serde_json::Value, n_expected: usize) -> usize {
+    let claims = report["claims"].as_array().expect("claims");
+    for c in claims {
+        let claim = &c["claim"];
+        assert!(!claim["text"].as_str().unwrap().is_empty() && !claim["source"].as_str().unwrap().is_empty(), "{c}");
+        let verdict = c["verdict"].as_str().unwrap();
+        assert!(["held", "not_held", "inconclusive", "not_measured"].contains(&verdict), "{c}");
+        let s = &c["shown"];
+        let (lo, hi) = (s["mean_lower"].as_f64().unwrap(), s["mean_higher"].as_f64().unwrap());
+        let margin = s["margin"].as_f64().unwrap();
+        assert!((margin - (hi - lo)).abs() <= 1e-9 * (1.0 + hi.abs()), "{c}");
+        if let Some(ci) = s["ci"].as_array() {
+            let (a, b) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+            assert!(a <= margin && margin <= b, "{c}");
+            let want = if a > 0.0 {
+                "held"
+            } else if b < 0.0 {
+                "not_held"
+            } else {
+                "inconclusive"
+            };
+            if c["competitors"].is_null() {
+                assert_eq!(verdict, want, "{c}");
+            }
+        }
+        assert_eq!(s["n_lower"], n_expected, "{c}");
+        assert_eq!(s["n_higher"], n_expected, "{c}");
+    }
+    claims.len()
+}
