@@ -2,9 +2,11 @@
 //! experiments of LipschitzLR (Yedida & Saha, §7.1–7.2, Tables 1–2).
 //!
 //! The learning rate is a fixed α or α = 1/L with L the loss's Lipschitz constant in closed form:
-//! - least squares, cost (1/2m)‖Xθ − y‖²: `paper` L = (K/m)‖XᵀX‖_F + (1/m)‖yᵀX‖_F (LNCS eq. 15);
-//!   `published_code` |(K/m)‖XᵀX‖_F − (1/m)‖yᵀX‖_F| (the notebook's sign, which the printed
-//!   1/L values need), with K either given (the authors' hand-entered values, Boston 514.5) or
+//! - least squares, cost (1/2m)‖Xθ − y‖², in three variants named by their source:
+//!   `paper_text` L = (K/m)‖XᵀX‖_F − (1/m)‖yᵀX‖_F (the sign the LipschitzLR text in
+//!   `../shared/papers/lipschitz_lr.md` §4.1 prints; an error where it is not positive),
+//!   `lncs` L = (K/m)‖XᵀX‖_F + (1/m)‖yᵀX‖_F (the LNCS/LALR version, eq. 15), and
+//!   `published_code` |(K/m)‖XᵀX‖_F − (1/m)‖yᵀX‖_F| (the authors' notebook), with K either given (the authors' hand-entered values, Boston 514.5) or
 //!   estimated by the paper's formula on the unscaled features: K = (a + b)/2, a = Σ_j mean(x_j),
 //!   b = mean_j max_i x_ij;
 //! - logistic regression, mean binary cross-entropy: L = ‖X‖_F / (2m);
@@ -40,9 +42,11 @@ pub enum Model {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Formula {
-    /// The paper's least-squares constant, with the + sign.
-    Paper,
-    /// The notebook's: the − sign and an absolute value.
+    /// The LipschitzLR text's least-squares constant: the − sign, no absolute value.
+    PaperText,
+    /// The LNCS/LALR version: the + sign.
+    Lncs,
+    /// The authors' notebook: the − sign and an absolute value.
     PublishedCode,
 }
 
@@ -77,7 +81,8 @@ stage_params! {
         model: Model = Model::Linear,
         /// Learning rate: a number, or "1/L" for the inverse Lipschitz constant.
         alpha: Alpha = Alpha::Named("1/L".into()),
-        /// Least-squares L: "paper" (+ sign) or "published_code" (− sign, absolute value).
+        /// Least-squares L: "paper_text" (− sign, as the LipschitzLR text prints it), "lncs"
+        /// (+ sign, the LNCS/LALR version) or "published_code" (− sign, absolute value).
         formula: Formula = Formula::PublishedCode,
         /// Least-squares K; absent: estimated as (a + b)/2 from the unscaled features.
         k: Option<f64> = None,
@@ -162,7 +167,8 @@ pub fn lipschitz(model: Model, formula: Formula, x: &[f64], c: usize, y: &[f64],
         Model::Linear => {
             let (g, yx) = gram_norms(x, c, y);
             match formula {
-                Formula::Paper => kk / m * g + yx / m,
+                Formula::PaperText => kk / m * g - yx / m,
+                Formula::Lncs => kk / m * g + yx / m,
                 Formula::PublishedCode => (kk / m * g - yx / m).abs(),
             }
         }
@@ -329,6 +335,12 @@ pub fn descend_until(
     let lip = lipschitz(p.model, p.formula, x, c, y, k, kk);
     let alpha = match &p.alpha {
         Alpha::Fixed(a) => *a,
+        Alpha::Named(_) if !(lip > 0.0 && lip.is_finite()) => {
+            return Err(StageError::param(
+                "formula",
+                format!("the least-squares constant is L = {lip} on this data, so α = 1/L is not a step size (\"paper_text\" prints the − sign without an absolute value; \"published_code\" takes |L|, \"lncs\" the + sign)"),
+            ));
+        }
         Alpha::Named(_) => 1.0 / lip,
     };
     let mut theta = vec![0.0; c * k];
@@ -473,6 +485,23 @@ mod tests {
         d.select_rows(&idx)
     }
 
+    /// The three least-squares variants by hand: X = [[1, 2], [3, 4]], K = 2, m = 2:
+    /// ‖XᵀX‖_F = ‖[[10, 14], [14, 20]]‖ = √892, so (K/m)‖XᵀX‖ = √892 = 29.866369.
+    /// y = [1, 1]: ‖yᵀX‖ = ‖[4, 6]‖ = √52, /m = 3.605551 → paper_text 26.260818 = published_code,
+    /// lncs 33.471920. y = [10, 10]: ‖yᵀX‖/m = √5200/2 = 36.055513 → paper_text −6.189144,
+    /// published_code +6.189144.
+    #[test]
+    fn least_squares_variants_by_hand() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let l = |f, y: &[f64]| lipschitz(Model::Linear, f, &x, 2, y, 1, 2.0);
+        let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        close(l(Formula::PaperText, &[1.0, 1.0]), 26.260818);
+        close(l(Formula::PublishedCode, &[1.0, 1.0]), 26.260818);
+        close(l(Formula::Lncs, &[1.0, 1.0]), 33.471920);
+        close(l(Formula::PaperText, &[10.0, 10.0]), -6.189144);
+        close(l(Formula::PublishedCode, &[10.0, 10.0]), 6.189144);
+    }
+
     /// The authors' notebooks printed 1/L = 8.314 for Boston (least squares, K = 514.5, the
     /// − sign), 830.22 for Iris classes 0/1 and 4280.22 for Breast cancer (logistic), all on
     /// [1, X] scaled to column sums of 1 (published_code_notes.md §3.2). numpy, for the
@@ -490,19 +519,19 @@ mod tests {
         // The paper's K estimate lands next to the hand-entered 514.5.
         assert!((k_est - 514.5).abs() < 0.5, "K estimate {k_est}");
         // The paper's + sign gives a smaller step.
-        let inv_paper = 1.0 / lipschitz(Model::Linear, Formula::Paper, &x, c, &y, 1, 514.5);
+        let inv_paper = 1.0 / lipschitz(Model::Linear, Formula::Lncs, &x, c, &y, 1, 514.5);
         assert!(inv_paper < inv);
 
         for (name, classes, want) in [("iris", vec![0, 1], 830.0353), ("breast_cancer", vec![0, 1], 4280.2277)] {
             let d = keep(bundled(name).unwrap(), &classes);
             let (x, c, ..) = design(&d, true, Scale::SumToOne, None);
-            let inv = 1.0 / lipschitz(Model::Logistic, Formula::Paper, &x, c, &[], 1, 0.0);
+            let inv = 1.0 / lipschitz(Model::Logistic, Formula::Lncs, &x, c, &[], 1, 0.0);
             assert!((inv - want).abs() < 1e-2, "{name}: 1/L {inv}, want {want}");
         }
         // Softmax on raw digits, all 1,797 rows: k m / ((k − 1)‖X‖_F) = 0.759732 (numpy).
         let d = bundled("digits").unwrap();
         let (x, c, ..) = design(&d, false, Scale::None, None);
-        let inv = 1.0 / lipschitz(Model::Softmax, Formula::Paper, &x, c, &[], 10, 0.0);
+        let inv = 1.0 / lipschitz(Model::Softmax, Formula::Lncs, &x, c, &[], 10, 0.0);
         assert!((inv - 0.759732).abs() < 1e-5, "digits 1/L {inv}");
     }
 

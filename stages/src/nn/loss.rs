@@ -232,8 +232,10 @@ impl Loss {
             Loss::Mse | Loss::MseSum => (ka + ynorm) * kz / m,
             Loss::Mae => kz / m,
             Loss::Huber { delta } => delta * kz / m,
-            // LogGENE Thm 2: (1/m) tanh(|g(0) − ‖y‖|) max_j a_j; tanh ≤ 1 keeps it below MAE's.
-            Loss::LogCosh => (ka - ynorm).abs().tanh() * kz / m,
+            // LogGENE Thm 2: (1/m) tanh(|g(0) − ‖y‖|) max_j a_j, g the output activation (the
+            // identity here, so g(0) = 0) and max_j a_j read as Kz; tanh ≤ 1 keeps it below
+            // MAE's. LogGENE's code computes the same tanh(Y)·Kz/m with Y its max row norm.
+            Loss::LogCosh => ynorm.tanh() * kz / m,
             Loss::TiltedLogCosh { tau } | Loss::Pinball { tau } => tau.max(1.0 - tau) * kz / m,
             Loss::Bce => kz / (2.0 * m),
             Loss::SoftmaxCe => {

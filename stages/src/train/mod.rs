@@ -303,17 +303,22 @@ mod tests {
     ///   published_code (m = 4, ‖X‖, 0.5):       0.5·4/((2.5 + √24)·√12.5) = 0.07645451998518922
     ///   paper with m = "batch" (m = 2, √5):      0.3·2/((2.5 + √5)·√12.5)  = 0.035832599593378395
     ///   published_script: the constant 1e-4 (the script never calls LALR).
+    ///   m = "batch", norms = "max_row" (LogGENE's code: Ka = max row ‖ŷ‖₂ = 2, ‖y‖ = max
+    ///   row ‖y‖₂ = 2):                          0.3·2/((2 + 2)·√12.5)      = 0.04242640687119285
+    ///   log-cosh, Theorem 2 (g(0) = 0), m = "batch": L = tanh(√5)·√12.5/2,
+    ///                                           0.3·2/(tanh(√5)·√12.5)      = 0.17362748419392496
+    ///   the same with norms = "max_row" (‖y‖ = 2): 0.3·2/(tanh(2)·√12.5)   = 0.17603814558025893
     #[test]
     fn lalr_rate_of_every_variant_by_hand() {
         let x = [1f32, 2., 3., 1., 2., 2., 0., 1.];
         let y = [1f32, 2., 0., 1.];
-        let first_lr = |policy: &str| -> f64 {
+        let first_lr_of = |policy: &str, loss: Loss| -> f64 {
             let policy: Policy = serde_json::from_str(policy).unwrap();
             let p = TrainParams {
                 hidden: vec![2],
                 activation: Activation::Relu,
                 init: Init::Constant { weight: 0.5, bias: 0.0 },
-                loss: Loss::Mse,
+                loss,
                 policy,
                 epochs: 1,
                 batch: 2,
@@ -321,11 +326,17 @@ mod tests {
             };
             fit(&p, &FitData::new(&x, &y, 1), 1, 1, None).unwrap().history[0]["lr"].as_f64().unwrap()
         };
+        let first_lr = |policy: &str| first_lr_of(policy, Loss::Mse);
         let close = |got: f64, want: f64| assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
         close(first_lr(r#"{"name": "lipschitz", "variant": "paper"}"#), 0.06857499916318371);
         close(first_lr(r#"{"name": "lipschitz", "variant": "published_code"}"#), 0.07645451998518922);
         close(first_lr(r#"{"name": "lipschitz", "variant": "paper", "m": "batch"}"#), 0.035832599593378395);
         close(first_lr(r#"{"name": "lipschitz", "variant": "published_script"}"#), 1e-4);
+        let rows = r#"{"name": "lipschitz", "variant": "paper", "m": "batch", "norms": "max_row"}"#;
+        close(first_lr(rows), 0.04242640687119285);
+        let lc = r#"{"name": "lipschitz", "variant": "paper", "m": "batch"}"#;
+        close(first_lr_of(lc, Loss::LogCosh), 0.17362748419392496);
+        close(first_lr_of(rows, Loss::LogCosh), 0.17603814558025893);
     }
 
     /// The LALR paper's worked example (§IV, after eq. 7): Kz = 983.88, Ka = 142.86,
@@ -351,6 +362,11 @@ mod tests {
         assert_eq!(v["scale"], 0.3);
         let over: Policy = serde_json::from_str(r#"{"name": "lipschitz", "variant": "paper", "scale": 0.1}"#).unwrap();
         assert_eq!(serde_json::to_value(&over).unwrap()["scale"], 0.1);
+        // Frobenius norms, the default, stay out of the canonical params; max_row shows.
+        assert!(v.get("norms").is_none());
+        let rows: Policy =
+            serde_json::from_str(r#"{"name": "lipschitz", "variant": "paper", "norms": "max_row"}"#).unwrap();
+        assert_eq!(serde_json::to_value(&rows).unwrap()["norms"], "max_row");
         let bad = serde_json::from_str::<Policy>(r#"{"name": "lipschitz", "variant": "paper", "mm": 1}"#);
         assert!(bad.unwrap_err().to_string().contains("mm"));
     }

@@ -29,6 +29,24 @@ pub enum MChoice {
     TrainRows,
 }
 
+/// How Ka and ‖y‖ are measured per batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Norms {
+    /// Frobenius norms of whole batches (LipschitzLR's and the LALR paper's reading).
+    #[default]
+    Frobenius,
+    /// The largest 2-norm of one row (one example's outputs or targets): LogGENE's code
+    /// (`utils/loops.py`: Ka = max_row ‖ŷ_row‖₂, Y = max_row ‖y_row‖₂).
+    MaxRow,
+}
+
+impl Norms {
+    fn is_default(&self) -> bool {
+        *self == Norms::Frobenius
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum YNorm {
@@ -88,6 +106,8 @@ struct LalrSpecIn {
     cap: Option<f64>,
     #[serde(default)]
     constant: Option<f64>,
+    #[serde(default)]
+    norms: Norms,
 }
 
 /// The knobs of a `lipschitz` policy, resolved from the variant's preset (each knob given
@@ -108,6 +128,9 @@ pub struct LalrSpec {
     pub cap: f64,
     /// A constant rate in place of LALR (`published_script`: 1e-4); negative: none.
     pub constant: f64,
+    /// How Ka and ‖y‖ are measured (left out of the canonical params when Frobenius).
+    #[serde(default, skip_serializing_if = "Norms::is_default")]
+    pub norms: Norms,
 }
 
 impl From<LalrSpecIn> for LalrSpec {
@@ -121,6 +144,7 @@ impl From<LalrSpecIn> for LalrSpec {
             floor: i.floor.unwrap_or(base.floor),
             cap: i.cap.unwrap_or(base.cap),
             constant: i.constant.unwrap_or(base.constant),
+            norms: i.norms,
         }
     }
 }
@@ -133,7 +157,7 @@ impl LalrSpec {
             LalrVariant::PublishedCode => (MChoice::TrainRows, YNorm::Inputs, 0.5, 1e-5, -1.0, -1.0),
             LalrVariant::PublishedScript => (MChoice::TrainRows, YNorm::Inputs, 0.5, 0.0, -1.0, 1e-4),
         };
-        LalrSpec { variant, m, y_norm, scale, floor, cap, constant }
+        LalrSpec { variant, m, y_norm, scale, floor, cap, constant, norms: Norms::Frobenius }
     }
 }
 

@@ -27,7 +27,7 @@ impl Adaptive {
 
 impl LrSchedule for Adaptive {
     fn before_epoch(&mut self, epoch: usize, _lr: f64, v: &mut EpochView) -> (f64, Option<Value>) {
-        let BatchNorms { kz, ka, ky, sq } = batch_norms(v);
+        let BatchNorms { kz, ka, ky, sq, .. } = batch_norms(v);
         let c = self.loss.lipschitz(1.0, ka, ky, v.batch as f64, v.model.outputs());
         let maxw = max_weight_norm(v.model);
         let lam = self.weight_decay;

@@ -7,7 +7,7 @@
 
 use super::{batch_norms, frob, max_weight_norm, BatchNorms, EpochView, LrSchedule};
 use crate::nn::loss::Loss;
-use crate::train::params::{MChoice, Policy, TrainParams, YNorm};
+use crate::train::params::{MChoice, Norms, Policy, TrainParams, YNorm};
 use serde_json::Value;
 
 /// Resolved LALR knobs.
@@ -25,6 +25,8 @@ pub struct Lalr {
     pub cap: f64,
     /// A constant rate in place of LALR (`published_script`).
     pub constant: Option<f64>,
+    /// How Ka and ‖y‖ are measured.
+    pub norms: Norms,
 }
 
 /// The knobs of a `lipschitz` policy (already resolved from its variant when parsed).
@@ -37,6 +39,7 @@ pub fn lalr_knobs(p: &Policy) -> Option<Lalr> {
         floor: s.floor.max(0.0),
         cap: if s.cap < 0.0 { f64::INFINITY } else { s.cap },
         constant: (s.constant >= 0.0).then_some(s.constant),
+        norms: s.norms,
     })
 }
 
@@ -69,23 +72,27 @@ impl LrSchedule for Lipschitz {
         if let Some(c) = k.constant {
             return (c, Some(serde_json::json!({"constant": c})));
         }
-        let BatchNorms { kz, ka, ky, .. } = batch_norms(v);
+        let BatchNorms { kz, ka, ky, ka_row, ky_row, .. } = batch_norms(v);
+        let (ka, ky) = if k.norms == Norms::MaxRow { (ka_row, ky_row) } else { (ka, ky) };
         let (q, batch) = (v.model.outputs(), v.batch);
         let rows = v.y.len() / q;
         let pin = v.model.inputs();
         let (m, ynorm) = match k.m {
             MChoice::Batch => (
                 batch as f64,
-                match k.y_norm {
-                    YNorm::Targets => ky,
-                    YNorm::Inputs => max_batch_norm(v.x, pin, rows, batch),
+                match (k.y_norm, k.norms) {
+                    (YNorm::Targets, _) => ky,
+                    (YNorm::Inputs, Norms::Frobenius) => max_batch_norm(v.x, pin, rows, batch),
+                    (YNorm::Inputs, Norms::MaxRow) => max_row_norm(v.x, pin),
                 },
             ),
             MChoice::TrainRows => (
                 rows as f64,
-                match k.y_norm {
-                    YNorm::Targets => frob(v.y),
-                    YNorm::Inputs => frob(v.x),
+                match (k.y_norm, k.norms) {
+                    (YNorm::Targets, Norms::Frobenius) => frob(v.y),
+                    (YNorm::Inputs, Norms::Frobenius) => frob(v.x),
+                    (YNorm::Targets, Norms::MaxRow) => max_row_norm(v.y, q),
+                    (YNorm::Inputs, Norms::MaxRow) => max_row_norm(v.x, pin),
                 },
             ),
         };
@@ -99,4 +106,9 @@ impl LrSchedule for Lipschitz {
 /// The largest Frobenius norm of a sequential batch of rows of `x` (`p` columns).
 fn max_batch_norm(x: &[f32], p: usize, rows: usize, batch: usize) -> f64 {
     (0..rows).step_by(batch).map(|s| frob(&x[s * p..(s + batch).min(rows) * p])).fold(0.0, f64::max)
+}
+
+/// The largest 2-norm of one row of `x` (`p` columns).
+fn max_row_norm(x: &[f32], p: usize) -> f64 {
+    x.chunks(p).map(frob).fold(0.0, f64::max)
 }

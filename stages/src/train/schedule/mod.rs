@@ -72,19 +72,23 @@ pub fn for_params(p: &TrainParams, rows: usize, seed: u64) -> Box<dyn LrSchedule
 }
 
 /// Maxima over sequential batches of the training rows, in evaluation mode (dropout off):
-/// ‖penultimate activations‖_F (Kz), ‖Z∘Z‖_F, ‖outputs‖_F (Ka) and ‖targets‖_F.
+/// ‖penultimate activations‖_F (Kz), ‖Z∘Z‖_F, ‖outputs‖_F (Ka) and ‖targets‖_F, and the
+/// largest row 2-norms of outputs and targets.
 pub(super) struct BatchNorms {
     pub kz: f64,
     pub ka: f64,
     pub ky: f64,
     pub sq: f64,
+    /// The largest 2-norm of one output row and of one target row.
+    pub ka_row: f64,
+    pub ky_row: f64,
 }
 
 pub(super) fn batch_norms(v: &mut EpochView) -> BatchNorms {
     let (model, x, y, batch, threads) = (v.model, v.x, v.y, v.batch, v.threads);
     let (pin, q) = (model.inputs(), model.outputs());
     let rows = y.len() / q;
-    let mut b = BatchNorms { kz: 0.0, ka: 0.0, ky: 0.0, sq: 0.0 };
+    let mut b = BatchNorms { kz: 0.0, ka: 0.0, ky: 0.0, sq: 0.0, ka_row: 0.0, ky_row: 0.0 };
     for start in (0..rows).step_by(batch) {
         let n = batch.min(rows - start);
         v.ws.inp[0][..n * pin].copy_from_slice(&x[start * pin..(start + n) * pin]);
@@ -92,8 +96,11 @@ pub(super) fn batch_norms(v: &mut EpochView) -> BatchNorms {
         let z = model.penultimate(v.ws, n);
         b.kz = b.kz.max(frob(z));
         b.sq = b.sq.max(z.iter().map(|v| (*v as f64).powi(4)).sum::<f64>().sqrt());
-        b.ka = b.ka.max(frob(model.output(v.ws, n)));
-        b.ky = b.ky.max(frob(&y[start * q..(start + n) * q]));
+        let (out, ys) = (model.output(v.ws, n), &y[start * q..(start + n) * q]);
+        b.ka = b.ka.max(frob(out));
+        b.ky = b.ky.max(frob(ys));
+        b.ka_row = out.chunks(q).map(frob).fold(b.ka_row, f64::max);
+        b.ky_row = ys.chunks(q).map(frob).fold(b.ky_row, f64::max);
     }
     b
 }
