@@ -138,6 +138,9 @@ pub struct Judged {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub competitors: Vec<Comparison>,
     pub verdict: Verdict,
+    /// The value of the sensitivity axis this verdict is for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setting: Option<Value>,
 }
 
 /// The confidence level of every verdict.
@@ -312,7 +315,7 @@ pub fn judge(c: &Claim, items: &[Item]) -> Judged {
     let exact = !c.exact.is_empty();
     if let (Some(lo), Some(hi)) = (&c.lower, &c.higher) {
         let shown = compare(items, lo, hi, exact, LEVEL);
-        return Judged { claim: c.clone(), verdict: shown.verdict, shown, competitors: vec![] };
+        return Judged { claim: c.clone(), verdict: shown.verdict, shown, competitors: vec![], setting: None };
     }
     let k = c.among.len().max(1) as f64;
     let level = 1.0 - (1.0 - LEVEL) / k;
@@ -344,7 +347,7 @@ pub fn judge(c: &Claim, items: &[Item]) -> Judged {
         })
         .cloned()
         .expect("among is not empty");
-    Judged { claim: c.clone(), shown, competitors, verdict }
+    Judged { claim: c.clone(), shown, competitors, verdict, setting: None }
 }
 
 #[cfg(test)]

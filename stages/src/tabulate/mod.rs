@@ -96,6 +96,9 @@ stage_params! {
         claims: Vec<Claim> = vec![],
         /// The data is synthetic: the caption, the verdicts and the notes say so.
         synthetic: bool = false,
+        /// Re-judge every claim at each value of this axis (e.g. a generator setting) and say
+        /// which verdicts are stable and which are data-dependent.
+        sensitivity: String = String::new(),
         /// Also show rows that only `paper` has (e.g. datasets that cannot ship); their measured
         /// cells read `missing`.
         paper_rows: bool = false,
@@ -296,9 +299,41 @@ pub(crate) fn best_mask(p: &TabulateParams, t: &Table) -> Vec<Vec<bool>> {
     mask
 }
 
-/// Every claim with its verdict.
+/// Every claim with its verdict; with `sensitivity`, once per value of that axis.
 pub(crate) fn check_claims(p: &TabulateParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -> Vec<Judged> {
-    p.claims.iter().map(|c| judge(c, items)).collect()
+    if p.sensitivity.is_empty() {
+        return p.claims.iter().map(|c| judge(c, items)).collect();
+    }
+    let mut values: Vec<Value> = Vec::new();
+    for (axes, _) in items {
+        if let Some(v) = axes.get(&p.sensitivity) {
+            if !values.contains(v) {
+                values.push(v.clone());
+            }
+        }
+    }
+    values.sort_by(cmp_vals_one);
+    let mut out = Vec::new();
+    for c in &p.claims {
+        for v in &values {
+            let mut at = c.clone();
+            for sel in [&mut at.lower, &mut at.higher, &mut at.lowest, &mut at.highest].into_iter().flatten() {
+                sel.insert(p.sensitivity.clone(), v.clone());
+            }
+            for sel in &mut at.among {
+                sel.insert(p.sensitivity.clone(), v.clone());
+            }
+            let mut j = judge(&at, items);
+            j.claim = c.clone();
+            j.setting = Some(v.clone());
+            out.push(j);
+        }
+    }
+    out
+}
+
+fn cmp_vals_one(a: &Value, b: &Value) -> std::cmp::Ordering {
+    cmp_vals(std::slice::from_ref(a), std::slice::from_ref(b))
 }
 
 impl TypedStage for Tabulate {
@@ -505,6 +540,39 @@ mod tests {
         assert!(md.contains("| boston | 8.314 | 555 |"), "{md}");
         assert!(md.contains("| energy | data not bundled | data not bundled |"), "{md}");
         assert!(md.contains("| energy · paper | – | 3833 |"), "{md}");
+    }
+
+    /// `sensitivity` judges every claim at each value of the axis: "L below D" holds at nl = 0
+    /// and fails at nl = 1 (data-dependent); "L below 0.9" style claims that agree are stable.
+    #[test]
+    fn sensitivity_marks_verdicts_that_flip_as_data_dependent() {
+        let mut items = Vec::new();
+        for (nl, l, d) in [(0, 0.30, 0.40), (1, 0.50, 0.40)] {
+            for (rep, e) in [(1, 0.001), (2, -0.002), (3, 0.0005)] {
+                for (model, v) in [("l", l), ("d", d)] {
+                    let axes = BTreeMap::from([
+                        ("nl".to_string(), json!(nl)),
+                        ("model".to_string(), json!(model)),
+                        ("rep".to_string(), json!(rep)),
+                    ]);
+                    items.push((axes, Some(v + e)));
+                }
+            }
+        }
+        let p = TabulateParams {
+            rows: vec!["nl".into()],
+            columns: vec!["model".into()],
+            sensitivity: "nl".into(),
+            ..params()
+        };
+        let r = render(&p, &items).unwrap();
+        let sens = r.json["sensitivity"].as_array().unwrap();
+        assert_eq!(sens.len(), 1);
+        assert_eq!(sens[0]["stable"], false);
+        assert_eq!(sens[0]["verdicts"][0]["verdict"], "held");
+        assert_eq!(sens[0]["verdicts"][1]["verdict"], "not_held");
+        assert!(r.md.contains("→ **data-dependent**"), "{}", r.md);
+        assert!(r.md.contains("“L below D” [nl = 0]"), "{}", r.md);
     }
 
     #[test]

@@ -131,6 +131,10 @@ fn markdown_notes(l: &Layout) -> String {
             let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
             md.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
+        for line in sensitivity_lines(p, claims) {
+            md.push_str(&line);
+            md.push('\n');
+        }
     }
 
     md
@@ -183,6 +187,9 @@ fn latex(l: &Layout) -> String {
             tex.push_str(&format!("{} \\\\\n", cells.join(" & ")));
         }
         tex.push_str("\\bottomrule\n\\end{tabular}}\n");
+        for line in sensitivity_lines(p, &l.claims) {
+            tex.push_str(&format!("{{\\footnotesize {}\\par}}\n", latex_escape(line.trim_start_matches("- "))));
+        }
     }
     tex.push_str("\\end{table}\n");
     tex
@@ -211,6 +218,51 @@ fn claims_heading(p: &TabulateParams) -> String {
     )
 }
 
+/// With `sensitivity`: one line per claim, its verdict at each value of the axis, and whether
+/// it is stable or data-dependent.
+fn sensitivity_lines(p: &TabulateParams, claims: &[Judged]) -> Vec<String> {
+    if p.sensitivity.is_empty() {
+        return vec![];
+    }
+    let mut out = vec![
+        String::new(),
+        format!("Sensitivity: each claim re-judged at every value of `{}`:", p.sensitivity),
+        String::new(),
+    ];
+    for (text, group) in sensitivity_groups(claims) {
+        let parts: Vec<String> = group
+            .iter()
+            .map(|j| {
+                format!(
+                    "{} ({} = {})",
+                    j.verdict.word(),
+                    p.sensitivity,
+                    j.setting.as_ref().map(crate::values::show).unwrap_or_default()
+                )
+            })
+            .collect();
+        let stable = group.windows(2).all(|w| w[0].verdict == w[1].verdict);
+        out.push(format!(
+            "- “{text}”: {} → **{}**",
+            parts.join(", "),
+            if stable { "stable" } else { "data-dependent" }
+        ));
+    }
+    out
+}
+
+/// The judged claims grouped by claim, in order.
+fn sensitivity_groups(claims: &[Judged]) -> Vec<(String, Vec<&Judged>)> {
+    let mut groups: Vec<(String, Vec<&Judged>)> = Vec::new();
+    for j in claims {
+        match groups.iter_mut().find(|(t, _)| *t == j.claim.text) {
+            Some((_, g)) => g.push(j),
+            None => groups.push((j.claim.text.clone(), vec![j])),
+        }
+    }
+    groups
+}
+
 /// One claim's row, as text.
 struct ClaimRow {
     claim: String,
@@ -229,8 +281,11 @@ fn claim_row(p: &TabulateParams, j: &Judged) -> ClaimRow {
     let d = metric.and_then(|m| p.metric_digits.get(&crate::values::show(m))).copied().unwrap_or(p.digits);
     let num = |v: Option<f64>| v.map(|x| format!("{x:.d$}")).unwrap_or_else(|| "–".into());
     let signed = |x: f64| format!("{x:+.d$}").replace('-', "−");
-    let claim =
+    let mut claim =
         if c.proxy.is_empty() { format!("“{}”", c.text) } else { format!("Proxy: {} ({})", c.text, c.proxy) };
+    if let Some(v) = &j.setting {
+        claim = format!("{claim} [{} = {}]", p.sensitivity, crate::values::show(v));
+    }
     let rivals =
         if j.competitors.is_empty() { String::new() } else { format!(", closest of {} rivals", j.competitors.len()) };
     let margin = match (s.margin, s.ci) {
@@ -307,9 +362,23 @@ fn json(l: &Layout) -> Value {
         }
     }
     let claims_json: Vec<Value> = claims.iter().map(|j| serde_json::to_value(j).expect("serializable")).collect();
+    let sensitivity: Vec<Value> = if p.sensitivity.is_empty() {
+        vec![]
+    } else {
+        sensitivity_groups(claims)
+            .into_iter()
+            .map(|(text, g)| {
+                let stable = g.windows(2).all(|w| w[0].verdict == w[1].verdict);
+                let verdicts: Vec<Value> =
+                    g.iter().map(|j| serde_json::json!({"setting": j.setting, "verdict": j.verdict})).collect();
+                serde_json::json!({"text": text, "axis": p.sensitivity, "verdicts": verdicts, "stable": stable})
+            })
+            .collect()
+    };
     serde_json::json!({
         "caption": caption(p), "synthetic": p.synthetic, "metric": p.metric, "aggregate": p.aggregate,
         "columns": col_heads, "rows": row_heads, "cells": cells_json, "claims": claims_json,
+        "sensitivity": sensitivity,
     })
 }
 
