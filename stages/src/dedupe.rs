@@ -10,8 +10,9 @@ use crate::nn::linalg::{gemm, Op};
 use crate::rng::{permutation, rng};
 use rayon::prelude::*;
 use repro_core::ParamError;
-use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageResult, TypedStage};
+use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 stage_params! {
     /// Params of `dedupe`.
@@ -37,12 +38,27 @@ fn joined(d: &Dataset) -> (Vec<f32>, usize) {
     (m, c)
 }
 
-/// Indices of the rows to keep, ascending.
+/// [`keep_rows_until`] without cancellation (tests).
+#[cfg(test)]
+pub fn keep_rows(m: &[f32], cols: usize, p: &DedupeParams, seed: u64, threads: usize) -> Vec<usize> {
+    keep_rows_until(m, cols, p, seed, threads, &AtomicBool::new(false)).expect("never cancelled")
+}
+
+/// Indices of the rows to keep, ascending; stops with "cancelled" within one k-means
+/// iteration or one bucket per thread of `cancel` being set.
 ///
 /// One body of about 90 lines, on purpose: the three screens (exact hashes, k-means buckets,
 /// the within-bucket Gram screen with exact distances) share their buffers and the order of
 /// the seeded k-means draws, which splitting would obscure.
-pub fn keep_rows(m: &[f32], cols: usize, p: &DedupeParams, seed: u64, threads: usize) -> Vec<usize> {
+pub fn keep_rows_until(
+    m: &[f32],
+    cols: usize,
+    p: &DedupeParams,
+    seed: u64,
+    threads: usize,
+    cancel: &AtomicBool,
+) -> StageResult<Vec<usize>> {
+    let stop = || cancel.load(Ordering::Relaxed);
     let n = m.len() / cols.max(1);
     let mut seen = HashSet::new();
     let exact: Vec<usize> = (0..n)
@@ -52,7 +68,7 @@ pub fn keep_rows(m: &[f32], cols: usize, p: &DedupeParams, seed: u64, threads: u
         })
         .collect();
     if p.threshold <= 0.0 || exact.len() < 2 {
-        return exact;
+        return Ok(exact);
     }
     let k = p.clusters.clamp(1, exact.len());
     let row = |i: usize| &m[i * cols..(i + 1) * cols];
@@ -70,6 +86,9 @@ pub fn keep_rows(m: &[f32], cols: usize, p: &DedupeParams, seed: u64, threads: u
     let ne = exact.len();
     let mut dots = vec![0f32; ne * k];
     for _ in 0..p.iterations.max(1) {
+        if stop() {
+            return Err(StageError::cancelled());
+        }
         gemm(&mut dots, &data, Op::N, &centres, Op::T, ne, k, cols, false, threads);
         let cn: Vec<f32> = centres.chunks(cols).map(|c| c.iter().map(|v| v * v).sum()).collect();
         assign.par_iter_mut().enumerate().for_each(|(i, a)| {
@@ -98,7 +117,7 @@ pub fn keep_rows(m: &[f32], cols: usize, p: &DedupeParams, seed: u64, threads: u
         .map(|c| {
             let members: Vec<usize> = (0..ne).filter(|&i| assign[i] == c).collect();
             let s = members.len();
-            if s < 2 {
+            if s < 2 || stop() {
                 return Vec::new();
             }
             let centre = &centres[c * cols..(c + 1) * cols];
@@ -130,8 +149,11 @@ pub fn keep_rows(m: &[f32], cols: usize, p: &DedupeParams, seed: u64, threads: u
             (0..s).filter(|&i| drop[i]).map(|i| members[i]).collect()
         })
         .collect();
+    if stop() {
+        return Err(StageError::cancelled());
+    }
     let dropped: HashSet<usize> = dropped.into_iter().flatten().collect();
-    (0..ne).filter(|i| !dropped.contains(i)).map(|i| exact[i]).collect()
+    Ok((0..ne).filter(|i| !dropped.contains(i)).map(|i| exact[i]).collect())
 }
 
 impl TypedStage for Dedupe {
@@ -159,7 +181,7 @@ impl TypedStage for Dedupe {
         let d = Dataset::read(&ctx.input("input")?.path)?;
         d.validate("input")?;
         let (m, cols) = joined(&d);
-        let keep = keep_rows(&m, cols, p, ctx.base_seed, ctx.threads);
+        let keep = keep_rows_until(&m, cols, p, ctx.base_seed, ctx.threads, ctx.cancel)?;
         drop(m);
         let out = d.select_rows(&keep);
         out.write(&ctx.output("out"))?;
@@ -179,6 +201,14 @@ mod tests {
     fn data() -> Vec<f32> {
         // rows: 0 and 2 identical, 3 within 0.5 of 1, 4 far from everything.
         vec![0., 0., 0., 10., 10., 10., 0., 0., 0., 10.3, 10., 10.4, -50., 3., 7.]
+    }
+
+    /// A cancelled dedupe stops with "cancelled" instead of returning rows.
+    #[test]
+    fn cancelled_dedupe_stops() {
+        let p = DedupeParams { threshold: 1.0, ..DedupeParams::default() };
+        let e = keep_rows_until(&data(), 3, &p, 1, 1, &AtomicBool::new(true)).unwrap_err();
+        assert_eq!(e.message, "cancelled");
     }
 
     #[test]

@@ -8,8 +8,9 @@
 use crate::dataset::Dataset;
 
 use rayon::prelude::*;
-use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageResult, TypedStage};
+use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -35,14 +36,24 @@ const BLOCK: usize = 256;
 
 /// Quantile-normalizes the rows of a row-major `rows × cols` matrix in place.
 pub fn quantile_normalize_rows(m: &mut [f32], cols: usize, ties: Ties) {
+    quantile_normalize_rows_until(m, cols, ties, &AtomicBool::new(false)).expect("never cancelled")
+}
+
+/// [`quantile_normalize_rows`], stopping with "cancelled" (the matrix half-done) within one
+/// block of rows per thread of `cancel` being set.
+pub fn quantile_normalize_rows_until(m: &mut [f32], cols: usize, ties: Ties, cancel: &AtomicBool) -> StageResult<()> {
+    let stop = || cancel.load(Ordering::Relaxed);
     if cols == 0 || m.is_empty() {
-        return;
+        return Ok(());
     }
     let rows = m.len() / cols;
     let block_sums: Vec<Vec<f64>> = m
         .par_chunks(BLOCK * cols)
         .map(|blk| {
             let mut acc = vec![0f64; cols];
+            if stop() {
+                return acc;
+            }
             let mut buf = vec![0f32; cols];
             for row in blk.chunks(cols) {
                 buf.copy_from_slice(row);
@@ -54,6 +65,9 @@ pub fn quantile_normalize_rows(m: &mut [f32], cols: usize, ties: Ties) {
             acc
         })
         .collect();
+    if stop() {
+        return Err(StageError::cancelled());
+    }
     let mut reference = vec![0f64; cols];
     for b in &block_sums {
         for (r, v) in reference.iter_mut().zip(b) {
@@ -71,6 +85,9 @@ pub fn quantile_normalize_rows(m: &mut [f32], cols: usize, ties: Ties) {
     m.par_chunks_mut(cols).for_each_init(
         || Vec::with_capacity(cols),
         |order: &mut Vec<u32>, row| {
+            if stop() {
+                return;
+            }
             order.clear();
             order.extend(0..cols as u32);
             order.sort_unstable_by(|&a, &b| row[a as usize].total_cmp(&row[b as usize]).then(a.cmp(&b)));
@@ -92,6 +109,10 @@ pub fn quantile_normalize_rows(m: &mut [f32], cols: usize, ties: Ties) {
             }
         },
     );
+    if stop() {
+        return Err(StageError::cancelled());
+    }
+    Ok(())
 }
 
 impl TypedStage for QuantileNormalize {
@@ -117,7 +138,7 @@ impl TypedStage for QuantileNormalize {
             joined.extend_from_slice(d.x_row(r));
             joined.extend_from_slice(d.y_row(r));
         }
-        quantile_normalize_rows(&mut joined, cols, p.ties);
+        quantile_normalize_rows_until(&mut joined, cols, p.ties, ctx.cancel)?;
         for (r, row) in joined.chunks(cols).enumerate() {
             d.x[r * pp..(r + 1) * pp].copy_from_slice(&row[..pp]);
             d.y[r * q..(r + 1) * q].copy_from_slice(&row[pp..]);
@@ -149,6 +170,14 @@ mod tests {
         for (x, y) in a.iter().zip(b) {
             assert!((f64::from(*x) - y).abs() < 1e-5, "{a:?} vs {b:?}");
         }
+    }
+
+    /// A cancelled normalization stops with "cancelled".
+    #[test]
+    fn cancelled_normalization_stops() {
+        let mut m = example();
+        let e = quantile_normalize_rows_until(&mut m, 4, Ties::Mean, &AtomicBool::new(true)).unwrap_err();
+        assert_eq!(e.message, "cancelled");
     }
 
     #[test]

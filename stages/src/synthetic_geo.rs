@@ -22,7 +22,8 @@ use crate::nn::linalg::{gemm, Op};
 use crate::rng::{normal, permutation, rng, Rng};
 use rayon::prelude::*;
 use repro_core::ParamError;
-use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageResult, TypedStage};
+use repro_core::{stage_params, Ctx, InputSlot, Metrics, StageError, StageResult, TypedStage};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 stage_params! {
     /// Params of `synthetic_geo`.
@@ -54,11 +55,19 @@ pub struct SyntheticGeo;
 
 const BLOCK: usize = 2048;
 
+/// [`generate_until`] without cancellation (tests).
+#[cfg(test)]
+pub fn generate(p: &SyntheticGeoParams, seed: u64, threads: usize) -> Dataset {
+    generate_until(p, seed, threads, &AtomicBool::new(false)).expect("never cancelled")
+}
+
 /// The whole generator in one body (about 100 lines), on purpose: its random draws must
 /// happen in exactly this order for a seed to keep giving the same bytes, and reading the
 /// model top to bottom (latent factors, skewed means, heteroscedastic targets, duplicates) is
 /// easier than following the draw order across helpers.
-pub fn generate(p: &SyntheticGeoParams, seed: u64, threads: usize) -> Dataset {
+///
+/// Stops with "cancelled" within one block of rows of `cancel` being set.
+pub fn generate_until(p: &SyntheticGeoParams, seed: u64, threads: usize, cancel: &AtomicBool) -> StageResult<Dataset> {
     let (n, l, t, k) = (p.rows, p.landmarks, p.targets, p.factors);
     let g = l + t;
     let mut gr = rng(seed, "genes");
@@ -102,6 +111,9 @@ pub fn generate(p: &SyntheticGeoParams, seed: u64, threads: usize) -> Dataset {
     let mut out = vec![0f32; n * g];
     let lam = p.nonlinear_share as f32;
     for start in (0..unique).step_by(BLOCK) {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(StageError::cancelled());
+        }
         let rows = BLOCK.min(unique - start);
         let mut z = vec![0f32; rows * k];
         for r in 0..rows {
@@ -152,7 +164,7 @@ pub fn generate(p: &SyntheticGeoParams, seed: u64, threads: usize) -> Dataset {
         x.extend_from_slice(&out[o * g..o * g + l]);
         y.extend_from_slice(&out[o * g + l..(o + 1) * g]);
     }
-    Dataset {
+    Ok(Dataset {
         features: (1..=l).map(|i| format!("LM{i:04}")).collect(),
         x,
         targets: (1..=t).map(|i| format!("TG{i:04}")).collect(),
@@ -160,7 +172,7 @@ pub fn generate(p: &SyntheticGeoParams, seed: u64, threads: usize) -> Dataset {
         classes: vec![],
         labels: None,
         ids: (0..n as i64).collect(),
-    }
+    })
 }
 
 impl TypedStage for SyntheticGeo {
@@ -202,7 +214,7 @@ impl TypedStage for SyntheticGeo {
     }
 
     fn run(&self, p: &SyntheticGeoParams, ctx: &Ctx) -> StageResult<Metrics> {
-        let d = generate(p, ctx.base_seed, ctx.threads);
+        let d = generate_until(p, ctx.base_seed, ctx.threads, ctx.cancel)?;
         d.write(&ctx.output("out"))?;
         let mut m = Metrics::new();
         m.insert("rows".into(), d.rows().into());
@@ -227,6 +239,14 @@ mod tests {
                 m[r * cols + c] = ((f64::from(m[r * cols + c]) - mean) / (var.sqrt() + 1e-3)) as f32;
             }
         }
+    }
+
+    /// A cancelled run stops with "cancelled" instead of producing data.
+    #[test]
+    fn cancelled_generation_stops() {
+        let p = SyntheticGeoParams { rows: 5000, landmarks: 50, targets: 100, ..Default::default() };
+        let e = generate_until(&p, 1, 1, &AtomicBool::new(true)).unwrap_err();
+        assert_eq!(e.message, "cancelled");
     }
 
     #[test]

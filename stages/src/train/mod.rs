@@ -18,7 +18,7 @@ pub mod stepper;
 
 pub use fit::{fit, FitData, Trained};
 pub use params::{AdaptiveRule, Batching, LalrVariant, MChoice, Policy, TrainParams, YNorm};
-pub use schedule::{lalr_knobs, lalr_rate, Lalr};
+pub use schedule::{lalr_knobs, lalr_rate, Lalr, Measured};
 
 use crate::dataset::Dataset;
 use crate::metrics::targets_for;
@@ -347,7 +347,8 @@ mod tests {
     fn lalr_papers_worked_example() {
         let policy: Policy = serde_json::from_str(r#"{"name": "lipschitz", "variant": "paper"}"#).unwrap();
         let k = lalr_knobs(&policy).unwrap();
-        let (lr, _) = lalr_rate(&k, Loss::MseSum, 983.88, 142.86, 4329.24, 2000.0, 4760, 0.0);
+        let c = Measured { kz: 983.88, ka: 142.86, ynorm: 4329.24, m: 2000.0, outputs: 4760, decay: 0.0 };
+        let (lr, _) = lalr_rate(&k, Loss::MseSum, c);
         assert!((lr - 0.00013636333425686765).abs() < 1e-12, "{lr}");
         assert_eq!(format!("{lr:.2e}"), "1.36e-4");
     }

@@ -43,9 +43,26 @@ pub fn lalr_knobs(p: &Policy) -> Option<Lalr> {
     })
 }
 
-/// The LALR rate from the measured constants: scale / L, clamped to [floor, cap].
-pub fn lalr_rate(k: &Lalr, loss: Loss, kz: f64, ka: f64, ynorm: f64, m: f64, q: usize, decay_term: f64) -> (f64, f64) {
-    let l = loss.lipschitz(kz, ka, ynorm, m, q) + decay_term;
+/// What the LALR bound is computed from, measured on the network and the data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    /// ‖penultimate activations‖ (Kz).
+    pub kz: f64,
+    /// ‖outputs‖ (Ka).
+    pub ka: f64,
+    /// The norm standing for ‖y‖.
+    pub ynorm: f64,
+    /// The examples the bound averages over.
+    pub m: f64,
+    /// Output columns (classes).
+    pub outputs: usize,
+    /// λ·max‖W‖ with weight decay, else 0.
+    pub decay: f64,
+}
+
+/// The LALR rate and L from the measured constants: scale / L, clamped to [floor, cap].
+pub fn lalr_rate(k: &Lalr, loss: Loss, c: Measured) -> (f64, f64) {
+    let l = loss.lipschitz(c.kz, c.ka, c.ynorm, c.m, c.outputs) + c.decay;
     let raw = k.scale / l;
     (raw.clamp(k.floor, k.cap), l)
 }
@@ -97,7 +114,7 @@ impl LrSchedule for Lipschitz {
             ),
         };
         let decay = if self.weight_decay > 0.0 { self.weight_decay * max_weight_norm(v.model) } else { 0.0 };
-        let (lr, l) = lalr_rate(&k, self.loss, kz, ka, ynorm, m, q, decay);
+        let (lr, l) = lalr_rate(&k, self.loss, Measured { kz, ka, ynorm, m, outputs: q, decay });
         let info = serde_json::json!({"kz": kz, "ka": ka, "y_norm": ynorm, "m": m, "lipschitz": l, "unclamped_lr": k.scale / l});
         (lr, Some(info))
     }

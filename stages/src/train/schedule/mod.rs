@@ -10,7 +10,7 @@ mod dgex_decay;
 mod exp_decay;
 mod lipschitz;
 
-pub use lipschitz::{lalr_knobs, lalr_rate, Lalr};
+pub use lipschitz::{lalr_knobs, lalr_rate, Lalr, Measured};
 
 use super::params::{Policy, TrainParams};
 use crate::nn::mlp::{Mlp, Workspace};
