@@ -395,3 +395,93 @@ fn absurd_sizes_are_refused_at_plan_time() {
         assert!(stderr(&o).contains(param) && stderr(&o).contains("REPRO_MAX_MEMORY_GB"), "{stage}: {}", stderr(&o));
     }
 }
+
+/// Runs `repro` as a user that file permissions apply to: directly when the tests do not run
+/// as root, else as `nobody` through util-linux's `setpriv` (root ignores permission bits).
+fn unprivileged(p: &Proj, args: &[&str]) -> Output {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+    let mut c = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_repro")]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_repro"))
+    };
+    c.args(args).current_dir(p.path("")).env_remove("REPRO_CACHE_DIR").env("NO_COLOR", "1");
+    run_within(c, Duration::from_secs(60))
+}
+
+/// Makes everything under `dir` read-only (directories keep r-x so they can be read).
+fn read_only(dir: &Path, ro: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    for f in walk(dir).into_iter().chain([dir.to_path_buf()]) {
+        let m = std::fs::symlink_metadata(&f).unwrap();
+        if m.file_type().is_symlink() {
+            continue;
+        }
+        let mode = match (m.is_dir(), ro) {
+            (true, true) => 0o555,
+            (false, true) => 0o444,
+            (true, false) => 0o755,
+            (false, false) => 0o644,
+        };
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+/// A project the unprivileged user can read and whose reports/ it can write.
+fn open_to_all(p: &Proj) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p.path(""), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(p.path("reports")).unwrap();
+    std::fs::set_permissions(p.path("reports"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    for f in walk(&p.path("pipelines")) {
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+}
+
+const REPORTED: &str =
+    "[stage.a]\nkind = \"command\"\nreport = \"three\"\nrun = [\"sh\", \"-c\", \"echo 3 > {out:out}\"]\n";
+
+/// A fully cached run needs nothing written to the cache: on a read-only cache it still
+/// publishes its report (it failed: the status index was written first, and its error ended
+/// the run).
+#[test]
+fn a_fully_cached_run_works_on_a_read_only_cache() {
+    let p = Proj::new();
+    p.write("pipelines/p.toml", REPORTED);
+    assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
+    std::fs::remove_file(p.path("reports/three.out")).unwrap();
+    open_to_all(&p);
+    read_only(&p.path("cache"), true);
+    let o = unprivileged(&p, &["run", "pipelines/p.toml"]);
+    read_only(&p.path("cache"), false);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(p.path("reports/three.out")).unwrap(), "3\n");
+}
+
+/// `gc` on a read-only cache frees nothing and says so (it reported the bytes it would have
+/// freed as freed).
+#[test]
+fn gc_on_a_read_only_cache_counts_only_what_it_removed() {
+    let p = Proj::new();
+    p.write("pipelines/p.toml", REPORTED);
+    assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
+    // Change the stage: its old record and object become garbage.
+    p.write("pipelines/p.toml", &REPORTED.replace("echo 3", "echo 4"));
+    assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
+    let before = walk(&p.path("cache")).len();
+    open_to_all(&p);
+    read_only(&p.path("cache"), true);
+    let o = unprivileged(&p, &["gc", "--keep", "pipelines/p.toml"]);
+    read_only(&p.path("cache"), false);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("freed 0 bytes: 0 objects, 0 run records"), "{out}{}", stderr(&o));
+    assert_eq!(walk(&p.path("cache")).len(), before);
+    // With write access the same gc frees the old entry.
+    let o = p.repro(&["gc", "--keep", "pipelines/p.toml"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains(" bytes: 1 objects, 1 run records"), "{out}");
+    assert!(!out.contains("freed 0 bytes"), "{out}");
+}

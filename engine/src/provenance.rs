@@ -153,7 +153,7 @@ pub fn publish(plan: &Plan, store: &Store, root: &Path, records: &[Option<Record
                         inst.name
                     )));
                 }
-                store.write_atomic(&dest, &bytes)?;
+                crate::store::write_atomic_beside(&dest, &bytes)?;
             }
             files.insert(format!("{report}.{out}"), obj.hash.clone());
         }
@@ -171,7 +171,7 @@ pub fn publish(plan: &Plan, store: &Store, root: &Path, records: &[Option<Record
         let text = to_bytes(&prov);
         let dest = dir.join(format!("{report}.provenance.json"));
         if std::fs::read_to_string(&dest).ok().as_deref() != Some(text.as_str()) {
-            store.write_atomic(&dest, text.as_bytes())?;
+            crate::store::write_atomic_beside(&dest, text.as_bytes())?;
         }
     }
     Ok(())

@@ -166,28 +166,10 @@ impl Store {
         self.root.join("tmp").join(format!("{what}-{}-{}-{n}", std::process::id(), now_unix() as u64))
     }
 
-    /// Writes bytes atomically: temp file, fsync, rename, fsync of the directory.
+    /// Writes bytes atomically into the cache: temp file in `tmp/`, fsync, rename, fsync of
+    /// the directory.
     pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
-        let tmp = self.tmp_path("write");
-        let res = (|| -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            fs::rename(&tmp, dest)?;
-            if let Some(parent) = dest.parent() {
-                if let Ok(d) = fs::File::open(parent) {
-                    let _ = d.sync_all();
-                }
-            }
-            Ok(())
-        })();
-        res.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            Error::io(format!("cannot write {}", dest.display()), e)
-        })
+        write_via(&self.tmp_path("write"), dest, bytes)
     }
 
     /// Moves a finished output file into the object store; returns its reference.
@@ -431,4 +413,38 @@ impl Store {
             }
         }
     }
+}
+
+/// Writes bytes atomically outside the cache (reports): the temp file sits beside `dest`, so
+/// the rename never crosses filesystems and a read-only cache does not matter.
+pub fn write_atomic_beside(dest: &Path, bytes: &[u8]) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let tmp = dest.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()));
+    write_via(&tmp, dest, bytes)
+}
+
+/// Writes `bytes` to `tmp`, fsyncs, renames it to `dest` and fsyncs the directory.
+fn write_via(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let res = (|| -> std::io::Result<()> {
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let mut f = fs::File::create(tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(tmp, dest)?;
+        if let Some(parent) = dest.parent() {
+            if let Ok(d) = fs::File::open(parent) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    })();
+    res.map_err(|e| {
+        let _ = fs::remove_file(tmp);
+        Error::io(format!("cannot write {}", dest.display()), e)
+    })
 }
