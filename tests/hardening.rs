@@ -402,8 +402,14 @@ fn unprivileged(p: &Proj, args: &[&str]) -> Output {
     let uid = Command::new("id").arg("-u").output().unwrap();
     let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
     let mut c = if root {
+        // A copy inside the (world-readable) project: the build directory may sit under a
+        // home directory `nobody` cannot enter.
+        use std::os::unix::fs::PermissionsExt;
+        let bin = p.path("repro-bin");
+        std::fs::copy(env!("CARGO_BIN_EXE_repro"), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_repro")]);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&bin);
         c
     } else {
         Command::new(env!("CARGO_BIN_EXE_repro"))
