@@ -226,7 +226,7 @@ impl Loss {
 
     /// The loss's Lipschitz constant with respect to the last layer's weights, as a function
     /// of Kz (penultimate activations), Ka (outputs), ‖y‖ and m — LALR paper eq. (7),
-    /// LipschitzLR §4 (BCE, softmax), LogGENE Theorem 2 (log-cosh) and §C (sBQC).
+    /// LipschitzLR §4 (BCE, softmax), LogGENE Theorem 2 (log-cosh) and Theorem 4 (sBQC).
     pub fn lipschitz(&self, kz: f64, ka: f64, ynorm: f64, m: f64, classes: usize) -> f64 {
         match *self {
             Loss::Mse | Loss::MseSum => (ka + ynorm) * kz / m,
@@ -242,6 +242,9 @@ impl Loss {
                 let k = classes.max(2) as f64;
                 (k - 1.0) * kz / (k * m)
             }
+            // LogGENE Theorem 4 (§4.7) prints (2/π)·max(1, (1 − τ)/τ, τ/(τ − 1)); its last term is
+            // negative for every τ in (0, 1), a sign slip. This uses τ/(1 − τ): a correction of
+            // the printed constant, not the printed constant itself.
             Loss::Sbqc { tau } => 2.0 / PI * 1f64.max((1.0 - tau) / tau).max(tau / (1.0 - tau)) * kz / m,
             // The largest per-head bound, max_h max(τ_h, 1 − τ_h) = heads/(heads + 1); the
             // crossing penalty is left out of the bound.
