@@ -2,7 +2,7 @@
 //! change reruns.
 
 mod common;
-use common::{with_status, Proj};
+use common::{compiles_with_pdflatex, with_status, Proj};
 
 const TINY: &[&str] = &[
     "--set",
@@ -65,7 +65,12 @@ fn dgex_table3_end_to_end() {
     assert!(md.contains("| Epochs | D-GEX(D) (8) | D-GEX(D) (16) | D-GEX(L) (8) | D-GEX(L) (16) |"), "{md}");
     assert!(md.contains("Synthetic GEO-like data") && md.contains("LALR variant `paper`"), "{md}");
 
-    compiles_with_pdflatex(&p, &std::fs::read_to_string(p.path("reports/dgex_table3.tex")).unwrap());
+    // The generated LaTeX compiles inside a minimal document (CI installs pdflatex).
+    compiles_with_pdflatex(
+        &p.path("latex"),
+        &std::fs::read_to_string(p.path("reports/dgex_table3.tex")).unwrap(),
+        "dgex_table3.tex",
+    );
 
     // Same seed, same bytes: a second project gives an identical table.
     let q = project();
@@ -111,31 +116,6 @@ fn lalr_variant_switch_is_reported() {
     assert_eq!(doc["failed"], 0, "{doc}");
     let md = std::fs::read_to_string(p.path("reports/dgex_table3.md")).unwrap();
     assert!(md.contains("LALR variant `published_code`"), "{md}");
-}
-
-/// The generated LaTeX compiles inside a minimal document. CI installs pdflatex and sets
-/// REPRO_REQUIRE_LATEX=1; elsewhere a missing pdflatex skips this check with a note.
-fn compiles_with_pdflatex(p: &Proj, table: &str) {
-    let has = std::process::Command::new("pdflatex").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !has {
-        assert!(
-            std::env::var_os("REPRO_REQUIRE_LATEX").is_none(),
-            "REPRO_REQUIRE_LATEX is set but pdflatex is missing"
-        );
-        eprintln!("note: pdflatex not found; LaTeX compile check skipped");
-        return;
-    }
-    let doc = format!(
-        "\\documentclass{{article}}\n\\usepackage{{booktabs}}\n\\begin{{document}}\n{table}\\end{{document}}\n"
-    );
-    p.write("latex/t.tex", &doc);
-    let out = std::process::Command::new("pdflatex")
-        .args(["-interaction=nonstopmode", "-halt-on-error", "t.tex"])
-        .current_dir(p.path("latex"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "pdflatex failed:\n{}", String::from_utf8_lossy(&out.stdout));
-    assert!(p.path("latex/t.pdf").is_file());
 }
 
 /// Writes a float64 C-order .npy file (numpy format version 1.0).

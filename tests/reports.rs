@@ -3,7 +3,7 @@
 //! check with a note), and every claim in every report is well formed.
 
 mod common;
-use common::claims_are_well_formed;
+use common::{claims_are_well_formed, compiles_with_pdflatex};
 use std::path::Path;
 
 fn reports() -> Vec<std::path::PathBuf> {
@@ -15,30 +15,14 @@ fn reports() -> Vec<std::path::PathBuf> {
 
 #[test]
 fn every_committed_latex_table_compiles() {
-    let has = std::process::Command::new("pdflatex").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !has {
-        assert!(
-            std::env::var_os("REPRO_REQUIRE_LATEX").is_none(),
-            "REPRO_REQUIRE_LATEX is set but pdflatex is missing"
-        );
-        eprintln!("note: pdflatex not found; LaTeX compile check skipped");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let tex: Vec<_> = reports().into_iter().filter(|p| p.extension().is_some_and(|e| e == "tex")).collect();
     assert!(tex.len() >= 15, "{tex:?}");
     for t in tex {
         let table = std::fs::read_to_string(&t).unwrap();
-        let doc = format!(
-            "\\documentclass{{article}}\n\\usepackage{{booktabs}}\n\\begin{{document}}\n{table}\\end{{document}}\n"
-        );
-        std::fs::write(dir.path().join("t.tex"), doc).unwrap();
-        let out = std::process::Command::new("pdflatex")
-            .args(["-interaction=nonstopmode", "-halt-on-error", "t.tex"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{} does not compile:\n{}", t.display(), String::from_utf8_lossy(&out.stdout));
+        if !compiles_with_pdflatex(dir.path(), &table, &t.display().to_string()) {
+            return;
+        }
     }
 }
 

@@ -564,13 +564,9 @@ mod tests {
         assert!(e.message.contains("did you mean `c`"), "{e}");
     }
 
-    #[test]
-    fn npy_float64_round_trip() {
-        // np.save("a.npy", np.array([[1.5, -2.0, 3.0], [4.0, 5.0, 6.25]]))
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.npy");
-        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }";
-        let mut h = header.to_string();
+    /// A float64 C-order .npy file's bytes (format version 1.0), as np.save writes them.
+    fn npy_f64(rows: usize, cols: usize, values: impl Iterator<Item = f64>) -> Vec<u8> {
+        let mut h = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
         while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
@@ -578,9 +574,18 @@ mod tests {
         let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
         bytes.extend((h.len() as u16).to_le_bytes());
         bytes.extend(h.as_bytes());
-        for v in [1.5f64, -2.0, 3.0, 4.0, 5.0, 6.25] {
+        for v in values {
             bytes.extend(v.to_le_bytes());
         }
+        bytes
+    }
+
+    #[test]
+    fn npy_float64_round_trip() {
+        // np.save("a.npy", np.array([[1.5, -2.0, 3.0], [4.0, 5.0, 6.25]]))
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npy");
+        let bytes = npy_f64(2, 3, [1.5f64, -2.0, 3.0, 4.0, 5.0, 6.25].into_iter());
         std::fs::write(&path, bytes).unwrap();
         let (r, c, v) = read_npy(&path, "path").unwrap();
         assert_eq!((r, c), (2, 3));
@@ -594,17 +599,7 @@ mod tests {
     fn streaming_npy_reader_agrees_with_the_parser() {
         let dir = tempfile::tempdir().unwrap();
         let (rows, cols) = (500_000usize, 3usize);
-        let mut h = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-        while !(10 + h.len() + 1).is_multiple_of(64) {
-            h.push(' ');
-        }
-        h.push('\n');
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend((h.len() as u16).to_le_bytes());
-        bytes.extend(h.as_bytes());
-        for i in 0..rows * cols {
-            bytes.extend(((i as f64) * 0.25 - 7.0).to_le_bytes());
-        }
+        let bytes = npy_f64(rows, cols, (0..rows * cols).map(|i| (i as f64) * 0.25 - 7.0));
         let path = dir.path().join("big.npy");
         std::fs::write(&path, &bytes).unwrap();
         let streamed = read_npy(&path, "path").unwrap();

@@ -136,3 +136,31 @@ pub fn claims_are_well_formed(report: &serde_json::Value, n_expected: usize) -> 
     }
     claims.len()
 }
+
+/// Compiles a LaTeX table inside a minimal document in `dir`; false when pdflatex is missing
+/// (then REPRO_REQUIRE_LATEX, which CI sets, must be unset, and a note is printed). Panics with
+/// pdflatex's log when the table does not compile.
+pub fn compiles_with_pdflatex(dir: &Path, table: &str, what: &str) -> bool {
+    let has = Command::new("pdflatex").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !has {
+        assert!(
+            std::env::var_os("REPRO_REQUIRE_LATEX").is_none(),
+            "REPRO_REQUIRE_LATEX is set but pdflatex is missing"
+        );
+        eprintln!("note: pdflatex not found; LaTeX compile check skipped");
+        return false;
+    }
+    let doc = format!(
+        "\\documentclass{{article}}\n\\usepackage{{booktabs}}\n\\begin{{document}}\n{table}\\end{{document}}\n"
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("t.tex"), doc).unwrap();
+    let out = Command::new("pdflatex")
+        .args(["-interaction=nonstopmode", "-halt-on-error", "t.tex"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{what} does not compile:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(dir.join("t.pdf").is_file());
+    true
+}
