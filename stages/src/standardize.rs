@@ -157,11 +157,15 @@ impl TypedStage for Standardize {
             }
             None => None,
         };
+        // Each of the passes below is linear in the data: cancellation is seen between them.
+        ctx.check_cancel()?;
         let src = fit_on.as_ref().unwrap_or(&d);
         let fs = if p.features { fit(&src.x, src.p(), p.method, p.eps) } else { ColumnStats::default() };
         let ts = if p.targets { fit(&src.y, src.q(), p.method, p.eps) } else { ColumnStats::default() };
+        ctx.check_cancel()?;
         apply(&mut d.x, &fs);
         apply(&mut d.y, &ts);
+        ctx.check_cancel()?;
         d.write(&ctx.output("out"))?;
         let method = match p.method {
             Method::Zscore => "zscore",
