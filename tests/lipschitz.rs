@@ -57,7 +57,8 @@ fn user_supplied_file_fills_its_row() {
 }
 
 /// Table 2 and the optimizer comparison run green; Digits' 1/L on the 70 % split is the
-/// paper's 0.635, and adaptive SGD beats SGD at 0.01 on the Digits stand-in.
+/// paper's 0.635 (a formula on fixed data); the optimizer claims are judged over three
+/// replicates each (their outcome is a finding, not asserted).
 #[test]
 fn table2_and_optimizers_run() {
     let p = project();
@@ -68,9 +69,8 @@ fn table2_and_optimizers_run() {
     let inv = cell(&r, "Digits (softmax, 200)", "α = 1/L 1/L")["mean"].as_f64().unwrap();
     assert!((inv - 0.635).abs() < 5e-3, "{inv}");
     let o = report(&p, "lipschitz_optimizers");
-    let base = cell(&o, "SGD", "baseline (fixed lr)")["mean"].as_f64().unwrap();
-    let adaptive = cell(&o, "SGD", "adaptive (1/L)")["mean"].as_f64().unwrap();
-    assert!(adaptive > base, "adaptive {adaptive} vs baseline {base}");
+    assert_eq!(claims_are_well_formed(&o, 3), 4);
+    assert_eq!(claims_are_well_formed(&r, 3), 3);
 }
 
 /// Recomputing everything from an empty cache reproduces the report and its provenance sidecar
