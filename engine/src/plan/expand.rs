@@ -169,6 +169,11 @@ impl Pass<'_> {
         for (k, kl, v) in &st.entries {
             let v = interpolate(v, &env, problems);
             if let Some(slot) = kind.inputs().iter().find(|s| s.name == k) {
+                // An optional input given as "" is left unbound, so a var can switch it off
+                // (`eval = "${lalr_eval}"` with `lalr_eval = ""`).
+                if !slot.required && matches!(&v.v, V::Str(s) if s.is_empty()) {
+                    continue;
+                }
                 slots_seen.push(slot.name);
                 if let Some(refs) = slot_refs(k, &v, slot, self.stage_names, problems) {
                     self.out.pending.push(Pending { inst: idx, slot: slot.name.to_string(), many: slot.many, refs });

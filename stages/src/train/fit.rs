@@ -2,7 +2,7 @@
 //! learning-rate policy for the rate, draw batches, let the stepper update the network, and
 //! record the history. Policies and optimizers live behind [`LrSchedule`] and [`Stepper`].
 
-use super::params::{Batching, TrainParams};
+use super::params::{Batching, KzFrom, Policy, TrainParams};
 use super::schedule::{self, EpochView, LrSchedule};
 use super::stepper;
 use crate::metrics::quick_metrics;
@@ -44,6 +44,14 @@ pub struct Trained {
 
 /// Trains a network as `p` describes; every random choice comes from `seed`.
 pub fn fit(p: &TrainParams, data: &FitData, seed: u64, threads: usize, ctx: Option<&Ctx>) -> StageResult<Trained> {
+    if let Policy::Lipschitz(s) = &p.policy {
+        if s.kz_from == KzFrom::EvalSet && data.eval.is_none() {
+            return Err(StageError::param(
+                "policy",
+                "LALR with kz_from = \"eval_set\" (the `published_code` variant) measures Kz on the `eval` dataset, as the authors' code did: bind `eval` (e.g. eval = \"tsplit_test.g1\")",
+            ));
+        }
+    }
     let (x, y, q) = (data.x, data.y, data.q);
     let rows = y.len() / q;
     let pin = x.len().checked_div(rows).unwrap_or(0);
@@ -63,7 +71,7 @@ pub fn fit(p: &TrainParams, data: &FitData, seed: u64, threads: usize, ctx: Opti
         if let Some(c) = ctx {
             c.check_cancel()?;
         }
-        let mut view = EpochView { model: &model, ws: &mut ws, x, y, batch, threads };
+        let mut view = EpochView { model: &model, ws: &mut ws, x, y, batch, threads, eval_x: data.eval.map(|e| e.0) };
         let (rate, info) = schedule.before_epoch(epoch, lr, &mut view);
         lr = rate;
         batches.start_epoch();
@@ -90,7 +98,7 @@ pub fn fit(p: &TrainParams, data: &FitData, seed: u64, threads: usize, ctx: Opti
                 h.insert(format!("eval_{k}"), v);
             }
         }
-        let mut view = EpochView { model: &model, ws: &mut ws, x, y, batch, threads };
+        let mut view = EpochView { model: &model, ws: &mut ws, x, y, batch, threads, eval_x: data.eval.map(|e| e.0) };
         lr = schedule.after_epoch(lr, &mut view, &mut h);
         if let Some(c) = ctx {
             c.report(

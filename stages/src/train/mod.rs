@@ -300,7 +300,8 @@ mod tests {
     /// Ka = max batch ‖ŷ‖_F = √(1.5² + 2²) = 2.5, ‖Y‖_F = √6, ‖X‖_F = √24, max batch ‖y‖_F = √5.
     /// Python:
     ///   paper (m = 4 rows, ‖Y‖, 0.3):           0.3·4/((2.5 + √6)·√12.5)  = 0.06857499916318371
-    ///   published_code (m = 4, ‖X‖, 0.5):       0.5·4/((2.5 + √24)·√12.5) = 0.07645451998518922
+    ///   published_code with Kz from the training batches (m = 4, ‖X‖, 0.5):
+    ///                                           0.5·4/((2.5 + √24)·√12.5) = 0.07645451998518922
     ///   paper with m = "batch" (m = 2, √5):      0.3·2/((2.5 + √5)·√12.5)  = 0.035832599593378395
     ///   published_script: the constant 1e-4 (the script never calls LALR).
     ///   m = "batch", norms = "max_row" (LogGENE's code: Ka = max row ‖ŷ‖₂ = 2, ‖y‖ = max
@@ -329,7 +330,8 @@ mod tests {
         let first_lr = |policy: &str| first_lr_of(policy, Loss::Mse);
         let close = |got: f64, want: f64| assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
         close(first_lr(r#"{"name": "lipschitz", "variant": "paper"}"#), 0.06857499916318371);
-        close(first_lr(r#"{"name": "lipschitz", "variant": "published_code"}"#), 0.07645451998518922);
+        let code_on_train = r#"{"name": "lipschitz", "variant": "published_code", "kz_from": "train_batches"}"#;
+        close(first_lr(code_on_train), 0.07645451998518922);
         close(first_lr(r#"{"name": "lipschitz", "variant": "paper", "m": "batch"}"#), 0.035832599593378395);
         close(first_lr(r#"{"name": "lipschitz", "variant": "published_script"}"#), 1e-4);
         let rows = r#"{"name": "lipschitz", "variant": "paper", "m": "batch", "norms": "max_row"}"#;
@@ -337,6 +339,37 @@ mod tests {
         let lc = r#"{"name": "lipschitz", "variant": "paper", "m": "batch"}"#;
         close(first_lr_of(lc, Loss::LogCosh), 0.17362748419392496);
         close(first_lr_of(rows, Loss::LogCosh), 0.17603814558025893);
+    }
+
+    /// `published_code` takes Kz from the `eval` set, as the authors' code did (a stale global
+    /// holding the last forward pass, the test-set evaluation). Same network and data as
+    /// above, eval X = [[1, 1], [2, 0]], floor 0 so that epoch 1 leaves the weights as they
+    /// are: epoch 1 uses the code's sentinel Kz = 1e18: 0.5·4/((2.5 + √24)·1e18) = 2.7031e-19;
+    /// epoch 2 uses ‖Z_eval‖_F = ‖[[1, 1], [1, 1]]‖ = 2: 0.5·4/((2.5 + √24)·2) = 0.13515377.
+    /// Without `eval` the run is refused, naming `policy`.
+    #[test]
+    fn published_code_takes_kz_from_the_eval_set() {
+        let (x, y) = ([1f32, 2., 3., 1., 2., 2., 0., 1.], [1f32, 2., 0., 1.]);
+        let (ex, ey) = ([1f32, 1., 2., 0.], [0f32, 0.]);
+        let policy: Policy =
+            serde_json::from_str(r#"{"name": "lipschitz", "variant": "published_code", "floor": 0.0}"#).unwrap();
+        let p = TrainParams {
+            hidden: vec![2],
+            activation: Activation::Relu,
+            init: Init::Constant { weight: 0.5, bias: 0.0 },
+            loss: Loss::Mse,
+            policy,
+            epochs: 2,
+            batch: 2,
+            ..Default::default()
+        };
+        let data = FitData { x: &x, y: &y, q: 1, eval: Some((&ex, &ey)) };
+        let h = fit(&p, &data, 1, 1, None).unwrap().history;
+        let lr: Vec<f64> = h.iter().map(|e| e["lr"].as_f64().unwrap()).collect();
+        assert!((lr[0] - 2.703075476694486e-19).abs() < 1e-25, "{lr:?}");
+        assert!((lr[1] - 0.1351537738347243).abs() < 1e-6, "{lr:?}");
+        let Err(e) = fit(&p, &FitData::new(&x, &y, 1), 1, 1, None) else { panic!("eval is required") };
+        assert_eq!(e.param.as_deref(), Some("policy"));
     }
 
     /// The LALR paper's worked example (§IV, after eq. 7): Kz = 983.88, Ka = 142.86,

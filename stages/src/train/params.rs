@@ -15,8 +15,8 @@ pub enum LalrVariant {
     /// examples and ‖y‖ the training targets' norm; no clamp (the paper states none).
     Paper,
     /// The authors' code (`lipschitz_lr.py`): m = training rows, ‖X‖ (inputs) in place of ‖y‖,
-    /// scale 0.5, floor 1e-5, no cap. (Its Kz came from a stale snapshot of the test-set
-    /// activations; here Kz is the training batches' maximum, as for `paper`.)
+    /// scale 0.5, floor 1e-5, no cap, and Kz from the `eval` dataset's activations (see
+    /// [`KzFrom::EvalSet`]); it needs `eval` bound.
     PublishedCode,
     /// What the published script ran: it never calls LALR, so the rate is SGD's constant 1e-4.
     PublishedScript,
@@ -27,6 +27,26 @@ pub enum LalrVariant {
 pub enum MChoice {
     Batch,
     TrainRows,
+}
+
+/// Where Kz (the penultimate activations' norm) is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KzFrom {
+    /// The largest ‖Z‖_F over sequential batches of the training rows (the LALR paper).
+    #[default]
+    TrainBatches,
+    /// ‖Z‖_F of the whole `eval` dataset under the current weights, as the authors' code read
+    /// it from a stale global holding the last forward pass (the test-set MAE of the previous
+    /// epoch); before any epoch the global held its sentinel, so Kz = 1e18 and the rate falls
+    /// to the floor.
+    EvalSet,
+}
+
+impl KzFrom {
+    fn is_default(&self) -> bool {
+        *self == KzFrom::TrainBatches
+    }
 }
 
 /// How Ka and ‖y‖ are measured per batch.
@@ -108,6 +128,8 @@ struct LalrSpecIn {
     constant: Option<f64>,
     #[serde(default)]
     norms: Norms,
+    #[serde(default)]
+    kz_from: Option<KzFrom>,
 }
 
 /// The knobs of a `lipschitz` policy, resolved from the variant's preset (each knob given
@@ -131,6 +153,9 @@ pub struct LalrSpec {
     /// How Ka and ‖y‖ are measured (left out of the canonical params when Frobenius).
     #[serde(default, skip_serializing_if = "Norms::is_default")]
     pub norms: Norms,
+    /// Where Kz is measured (left out of the canonical params when from training batches).
+    #[serde(default, skip_serializing_if = "KzFrom::is_default")]
+    pub kz_from: KzFrom,
 }
 
 impl From<LalrSpecIn> for LalrSpec {
@@ -145,6 +170,7 @@ impl From<LalrSpecIn> for LalrSpec {
             cap: i.cap.unwrap_or(base.cap),
             constant: i.constant.unwrap_or(base.constant),
             norms: i.norms,
+            kz_from: i.kz_from.unwrap_or(base.kz_from),
         }
     }
 }
@@ -157,7 +183,8 @@ impl LalrSpec {
             LalrVariant::PublishedCode => (MChoice::TrainRows, YNorm::Inputs, 0.5, 1e-5, -1.0, -1.0),
             LalrVariant::PublishedScript => (MChoice::TrainRows, YNorm::Inputs, 0.5, 0.0, -1.0, 1e-4),
         };
-        LalrSpec { variant, m, y_norm, scale, floor, cap, constant, norms: Norms::Frobenius }
+        let kz_from = if variant == LalrVariant::PublishedCode { KzFrom::EvalSet } else { KzFrom::TrainBatches };
+        LalrSpec { variant, m, y_norm, scale, floor, cap, constant, norms: Norms::Frobenius, kz_from }
     }
 }
 

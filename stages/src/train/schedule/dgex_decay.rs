@@ -64,7 +64,7 @@ mod tests {
         let mut seen = Vec::new();
         for mae in [1f32, 2., 2., 3.] {
             let y = [mae, -mae];
-            let mut v = EpochView { model: &model, ws: &mut ws, x: &x, y: &y, batch: 2, threads: 1 };
+            let mut v = EpochView { model: &model, ws: &mut ws, x: &x, y: &y, batch: 2, threads: 1, eval_x: None };
             let mut h = serde_json::Map::new();
             lr = s.after_epoch(lr, &mut v, &mut h);
             assert_eq!(h["monitor_mae"].as_f64(), Some(mae as f64));

@@ -25,7 +25,7 @@ mod tests {
     fn halves_each_epoch() {
         let model = Mlp::new(&[1, 1], &[Activation::Identity], &[]);
         let mut ws = model.workspace(1);
-        let mut v = EpochView { model: &model, ws: &mut ws, x: &[0.0], y: &[0.0], batch: 1, threads: 1 };
+        let mut v = EpochView { model: &model, ws: &mut ws, x: &[0.0], y: &[0.0], batch: 1, threads: 1, eval_x: None };
         let mut s = ExpDecay { base: 0.1, gamma: 0.5 };
         let lrs: Vec<f64> = (1..=3).map(|e| s.before_epoch(e, 1.0, &mut v).0).collect();
         assert_eq!(lrs, vec![0.1, 0.05, 0.025]);

@@ -5,9 +5,9 @@
 //! where the LALR paper, its authors' code and their published script differ (see
 //! [`crate::train::params::LalrSpec::preset`]); every knob can be overridden.
 
-use super::{batch_norms, frob, max_weight_norm, BatchNorms, EpochView, LrSchedule};
+use super::{batch_norms, frob, max_weight_norm, penultimate_norm, BatchNorms, EpochView, LrSchedule};
 use crate::nn::loss::Loss;
-use crate::train::params::{MChoice, Norms, Policy, TrainParams, YNorm};
+use crate::train::params::{KzFrom, MChoice, Norms, Policy, TrainParams, YNorm};
 use serde_json::Value;
 
 /// Resolved LALR knobs.
@@ -27,6 +27,8 @@ pub struct Lalr {
     pub constant: Option<f64>,
     /// How Ka and ‖y‖ are measured.
     pub norms: Norms,
+    /// Where Kz is measured.
+    pub kz_from: KzFrom,
 }
 
 /// The knobs of a `lipschitz` policy (already resolved from its variant when parsed).
@@ -40,6 +42,7 @@ pub fn lalr_knobs(p: &Policy) -> Option<Lalr> {
         cap: if s.cap < 0.0 { f64::INFINITY } else { s.cap },
         constant: (s.constant >= 0.0).then_some(s.constant),
         norms: s.norms,
+        kz_from: s.kz_from,
     })
 }
 
@@ -84,13 +87,20 @@ impl Lipschitz {
 }
 
 impl LrSchedule for Lipschitz {
-    fn before_epoch(&mut self, _epoch: usize, _lr: f64, v: &mut EpochView) -> (f64, Option<Value>) {
+    fn before_epoch(&mut self, epoch: usize, _lr: f64, v: &mut EpochView) -> (f64, Option<Value>) {
         let k = self.knobs;
         if let Some(c) = k.constant {
             return (c, Some(serde_json::json!({"constant": c})));
         }
         let BatchNorms { kz, ka, ky, ka_row, ky_row, .. } = batch_norms(v);
         let (ka, ky) = if k.norms == Norms::MaxRow { (ka_row, ky_row) } else { (ka, ky) };
+        let kz = match (k.kz_from, v.eval_x) {
+            (KzFrom::TrainBatches, _) => kz,
+            // The authors' global still held its sentinel before the first epoch.
+            (KzFrom::EvalSet, _) if epoch == 1 => 1e18,
+            (KzFrom::EvalSet, Some(ex)) => penultimate_norm(v, ex),
+            (KzFrom::EvalSet, None) => unreachable!("checked when the stage starts"),
+        };
         let (q, batch) = (v.model.outputs(), v.batch);
         let rows = v.y.len() / q;
         let pin = v.model.inputs();

@@ -30,6 +30,8 @@ pub struct EpochView<'a> {
     pub batch: usize,
     /// Threads granted.
     pub threads: usize,
+    /// Inputs of the `eval` dataset, when one is bound.
+    pub eval_x: Option<&'a [f32]>,
 }
 
 /// A learning-rate policy.
@@ -103,6 +105,22 @@ pub(super) fn batch_norms(v: &mut EpochView) -> BatchNorms {
         b.ky_row = ys.chunks(q).map(frob).fold(b.ky_row, f64::max);
     }
     b
+}
+
+/// ‖penultimate activations‖_F over all rows of `x` (one matrix, not a maximum over
+/// batches), in evaluation mode, computed in batches of the workspace's size.
+pub(super) fn penultimate_norm(v: &mut EpochView, x: &[f32]) -> f64 {
+    let (model, batch, threads) = (v.model, v.batch, v.threads);
+    let pin = model.inputs();
+    let rows = x.len().checked_div(pin).unwrap_or(0);
+    let mut sq = 0f64;
+    for start in (0..rows).step_by(batch) {
+        let n = batch.min(rows - start);
+        v.ws.inp[0][..n * pin].copy_from_slice(&x[start * pin..(start + n) * pin]);
+        model.forward(v.ws, n, None, threads);
+        sq += model.penultimate(v.ws, n).iter().map(|z| (*z as f64) * (*z as f64)).sum::<f64>();
+    }
+    sq.sqrt()
 }
 
 /// The largest Frobenius norm of a layer's weights.
