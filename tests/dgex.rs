@@ -223,34 +223,29 @@ fn table5_reuses_table3_runs() {
     assert_eq!(ran.iter().filter(|n| n.starts_with("train_act_l")).count(), 12, "{ran:?}");
 }
 
-/// The sensitivity pipeline's slice at the default nonlinear share has the same keys as Tables
-/// III and V: after them it trains only the other two settings, and its report judges every
-/// claim once per setting, with a stable / data-dependent line per claim.
+/// The sensitivity pipeline's slice at the default nonlinear share has the same keys as Table
+/// III: after it, only the other two settings run, and the report judges every claim once per
+/// setting, with a stable / data-dependent line per claim.
 #[test]
 fn sensitivity_reuses_the_default_setting_and_judges_each_claim_per_setting() {
     let p = project();
-    for name in ["dgex_table3", "dgex_table5"] {
-        let mut a = vec![format!("pipelines/{name}.toml")];
-        a.extend(TINY.iter().map(|s| s.to_string()));
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        assert_eq!(p.run_json(&a)["failed"], 0);
-    }
+    let mut a = vec!["pipelines/dgex_table3.toml"];
+    a.extend_from_slice(TINY);
+    assert_eq!(p.run_json(&a)["failed"], 0);
     let mut a = vec!["pipelines/dgex_sensitivity.toml"];
     a.extend_from_slice(TINY);
     let doc = p.run_json(&a);
     assert_eq!(doc["failed"], 0, "{doc}");
     let ran = with_status(&doc, "ran");
     let cached = with_status(&doc, "cached");
-    // At nl = 0.1 only evaluations Table V did not make (its non-A-ReLU runs at the middle
-    // epoch) are new; no data preparation or training reruns.
-    assert!(ran.iter().filter(|n| n.contains("nl=0.1")).all(|n| n.starts_with("eval_l[")), "{ran:?}");
+    assert!(ran.iter().all(|n| !n.contains("nl=0.1")), "{ran:?}");
     assert!(cached.iter().any(|n| n.starts_with("train_l[act=arelu") && n.contains("nl=0.1")), "{cached:?}");
     assert!(ran.iter().any(|n| n.starts_with("train_l[") && n.contains("nl=0.3")), "{ran:?}");
     let r: serde_json::Value =
         serde_json::from_slice(&std::fs::read(p.path("reports/dgex_sensitivity.json")).unwrap()).unwrap();
-    assert_eq!(r["claims"].as_array().unwrap().len(), 6 * 3);
+    assert_eq!(r["claims"].as_array().unwrap().len(), 4 * 3);
     let sens = r["sensitivity"].as_array().unwrap();
-    assert_eq!(sens.len(), 6);
+    assert_eq!(sens.len(), 4);
     for s in sens {
         let verdicts: Vec<&serde_json::Value> =
             s["verdicts"].as_array().unwrap().iter().map(|v| &v["verdict"]).collect();
