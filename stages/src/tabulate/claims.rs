@@ -13,7 +13,7 @@
 //!   when it contains 0 or when a side has fewer than 2 values;
 //! - "best among k others" holds when each of the k pairwise claims holds at level
 //!   1 − 0.05/k (Bonferroni), is not held when any competitor is significantly better, and is
-//!   inconclusive otherwise;
+//!   inconclusive otherwise; the report shows the rival whose interval reaches lowest;
 //! - a claim marked `exact` compares values with no random element (e.g. full-batch gradient
 //!   descent from a fixed start): its verdict is the sign of the margin, and the report says so.
 //!
@@ -132,7 +132,8 @@ pub struct Comparison {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Judged {
     pub claim: Claim,
-    /// The comparison shown: the claim's own, or for "best among" the closest competitor's.
+    /// The comparison shown: the claim's own, or for "best among" the rival whose interval
+    /// reaches lowest (the one that decides the verdict).
     pub shown: Comparison,
     /// For "best among": one comparison per competitor, in `among` order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -339,12 +340,12 @@ pub fn judge(c: &Claim, items: &[Item]) -> Judged {
     } else {
         Verdict::Inconclusive
     };
-    // Show the closest competitor: the smallest margin.
+    // Show the comparison that decides the verdict: the rival with the lowest interval bound
+    // (the margin where there is no interval).
+    let low = |x: &Comparison| x.ci.map(|c| c.0).or(x.margin).unwrap_or(f64::NEG_INFINITY);
     let shown = competitors
         .iter()
-        .min_by(|x, y| {
-            x.margin.unwrap_or(f64::NEG_INFINITY).partial_cmp(&y.margin.unwrap_or(f64::NEG_INFINITY)).unwrap()
-        })
+        .min_by(|x, y| low(x).partial_cmp(&low(y)).unwrap_or(std::cmp::Ordering::Equal))
         .cloned()
         .expect("among is not empty");
     Judged { claim: c.clone(), shown, competitors, verdict, setting: None }

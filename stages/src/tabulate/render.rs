@@ -287,7 +287,7 @@ fn claim_row(p: &TabulateParams, j: &Judged) -> ClaimRow {
         claim = format!("{claim} [{} = {}]", p.sensitivity, crate::values::show(v));
     }
     let rivals =
-        if j.competitors.is_empty() { String::new() } else { format!(", closest of {} rivals", j.competitors.len()) };
+        if j.competitors.is_empty() { String::new() } else { format!(", weakest of {} rivals", j.competitors.len()) };
     let margin = match (s.margin, s.ci) {
         (Some(m), Some((lo, hi))) => format!("{} [{}, {}]", signed(m), signed(lo), signed(hi)),
         (Some(m), None) => signed(m),
