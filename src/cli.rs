@@ -109,6 +109,42 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Re-hash every object; report and quarantine corrupt ones.
-    Verify,
+    /// Re-hash every object; report and quarantine corrupt ones. With --recompute, re-run
+    /// cached instances into a scratch area and compare with what the cache holds.
+    Verify {
+        /// Re-run cached instances (bypassing the cache) and compare their outputs with the
+        /// stored ones: byte-identical, equal within float tolerance, or different (exit 1).
+        #[arg(long)]
+        recompute: bool,
+        /// With --recompute: the pipeline whose cached instances to check (default: every
+        /// record in the cache).
+        #[arg(long, value_name = "PIPELINE")]
+        pipeline: Option<PathBuf>,
+        /// With --recompute: only these instances or stages (names as in the pipeline).
+        #[arg(value_name = "STAGE", requires = "recompute")]
+        instances: Vec<String>,
+        /// With --recompute: N instances drawn at random (from --seed) instead of all.
+        #[arg(long, value_name = "N", requires = "recompute")]
+        sample: Option<usize>,
+        /// Seed of the --sample draw (the same seed draws the same instances).
+        #[arg(long, default_value_t = 0, requires = "sample")]
+        seed: u64,
+        /// Relative tolerance for numbers in text outputs (JSON, CSV, tables) whose bytes
+        /// differ: |a − b| ≤ tol · max(1, |a|, |b|). Binary outputs must be identical.
+        #[arg(long, default_value_t = 1e-9, requires = "recompute")]
+        tolerance: f64,
+    },
+    /// A variant's tables beside the default ones: every cell with the change of its mean,
+    /// every claim's verdict in both (the variant is the --set / --profile given).
+    Compare {
+        /// Pipeline file.
+        pipeline: PathBuf,
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        sets: Vec<String>,
+        #[arg(long)]
+        profile: Option<String>,
+        /// Only cells and claims that differ.
+        #[arg(long)]
+        changed: bool,
+    },
 }

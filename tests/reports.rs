@@ -48,3 +48,74 @@ fn every_committed_claim_is_well_formed() {
     }
     assert!(n >= 30, "{n} claims checked");
 }
+
+/// Provenance that is right by construction: in every committed table report, every measured
+/// cell names at least as many source instances as values it aggregates, and every source's
+/// matrix axis values agree with the cell's row and column (the `metric` pseudo-axis is what
+/// was read from the source, not one of its axes). The sidecar's cells are the table's cells.
+#[test]
+fn every_committed_cell_names_the_runs_it_was_computed_from() {
+    let (mut cells, mut sources) = (0, 0);
+    for side in reports().into_iter().filter(|p| p.to_string_lossy().ends_with(".provenance.json")) {
+        let prov: serde_json::Value = serde_json::from_slice(&std::fs::read(&side).unwrap()).unwrap();
+        let Some(list) = prov["cells"].as_array().filter(|l| !l.is_empty()) else { continue };
+        let table = side.to_string_lossy().replace(".provenance.json", ".json");
+        let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&table).unwrap()).unwrap();
+        assert_eq!(t["cells"].as_array().unwrap().len(), list.len(), "{table}: sidecar and table disagree");
+        for c in list {
+            let n = c["n"].as_u64().unwrap() as usize;
+            let axes = c["axes"].as_object().unwrap();
+            assert!(!axes.is_empty(), "{}: {} has no axis values", side.display(), c["cell"]);
+            let srcs = c["sources"].as_array().unwrap();
+            if n == 0 {
+                continue;
+            }
+            cells += 1;
+            assert!(
+                srcs.len() >= n,
+                "{}: {} aggregates {n} values from {} sources",
+                side.display(),
+                c["cell"],
+                srcs.len()
+            );
+            for s in srcs {
+                sources += 1;
+                for (axis, v) in axes.iter().filter(|(a, _)| *a != "metric") {
+                    assert_eq!(
+                        s["axes"].get(axis),
+                        Some(v),
+                        "{}: {} ({axis} = {v}) names {}",
+                        side.display(),
+                        c["cell"],
+                        s["instance"]
+                    );
+                }
+            }
+        }
+    }
+    assert!(cells >= 200, "only {cells} measured cells checked");
+    assert!(sources >= cells, "{sources} sources");
+}
+
+/// The table as data: the Parquet file holds the same frame as the CSV beside it, with a
+/// column per axis of the table.
+#[test]
+fn every_committed_table_is_data_in_csv_and_parquet() {
+    use polars::prelude::*;
+    let mut n = 0;
+    for csv in reports().into_iter().filter(|p| p.extension().is_some_and(|e| e == "csv")) {
+        let parquet = csv.with_extension("parquet");
+        assert!(parquet.is_file(), "{} has no Parquet twin", csv.display());
+        let pq = ParquetReader::new(std::fs::File::open(&parquet).unwrap()).finish().unwrap();
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let names: Vec<&str> = pq.get_column_names().into_iter().map(|c| c.as_str()).collect();
+        assert_eq!(names, header, "{}", csv.display());
+        assert_eq!(pq.height(), text.lines().count() - 1, "{}", csv.display());
+        let axes = names.iter().position(|c| *c == "row").unwrap();
+        assert!(axes >= 1, "{}: no axis columns", csv.display());
+        assert!(names.iter().any(|c| c.starts_with("mean [")), "{}: no unit on mean", csv.display());
+        n += 1;
+    }
+    assert!(n >= 15, "{n} tables");
+}

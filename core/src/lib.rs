@@ -231,6 +231,10 @@ pub struct CellSource {
     pub column: Value,
     /// The value shown.
     pub value: Value,
+    /// How many values it aggregates (0: nothing measured).
+    pub n: usize,
+    /// The axis values that select it (row and column).
+    pub axes: BTreeMap<String, Value>,
     /// Positions, within the artifacts bound to [`CellSources::slot`], of the inputs behind it.
     pub inputs: Vec<usize>,
 }

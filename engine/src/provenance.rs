@@ -10,6 +10,7 @@
 
 use crate::diag::{Error, Result};
 use crate::plan::Plan;
+use crate::spec::{Overrides, Spec};
 use crate::store::{Record, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -70,6 +71,12 @@ pub struct Cell {
     pub column: Value,
     /// The value shown.
     pub value: Value,
+    /// How many values it aggregates (0: nothing measured).
+    #[serde(default)]
+    pub n: usize,
+    /// The axis values that select it (its row and column).
+    #[serde(default)]
+    pub axes: BTreeMap<String, Value>,
     /// The instances it was computed from.
     pub sources: Vec<Source>,
 }
@@ -81,6 +88,9 @@ pub struct Source {
     pub instance: String,
     /// The output read.
     pub output: String,
+    /// Its matrix axis values.
+    #[serde(default)]
+    pub axes: BTreeMap<String, Value>,
     /// Its key, when it has a record.
     pub key: Option<String>,
     /// Its upstream chain, nearest first.
@@ -111,10 +121,91 @@ pub struct Upstream {
     pub environment: BTreeMap<String, String>,
 }
 
-/// The sidecar's path beside a published report file (`reports/x.md` → `reports/x.provenance.json`).
+/// The sidecar's path beside a published report file (`reports/x.md` → `reports/x.provenance.json`,
+/// `reports/x@lr=0.1.md` → `reports/x@lr=0.1.provenance.json`).
 pub fn sidecar_path(report_file: &Path) -> PathBuf {
-    let stem = report_file.file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').next()).unwrap_or("");
-    report_file.with_file_name(format!("{stem}.provenance.json"))
+    report_file.with_extension("provenance.json")
+}
+
+/// A run whose vars differ from the pipeline's defaults: its reports are published as
+/// `reports/<report>@<name>.<output>`, never over the default ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// File-name-safe: `profile=paper`, `trials=1,2,3,4,5`, `epochs=600,profile=paper`.
+    pub name: String,
+    /// The overrides as given (`--profile paper`, `--set epochs=600`).
+    pub overrides: Vec<String>,
+}
+
+/// Which variant of its pipeline `spec` is: `None` when its vars are the defaults (no
+/// override, or overrides that change nothing), else the vars that differ: `profile=NAME` for
+/// a profile that changes something, then `name=value` for each `--set` var that differs from
+/// the defaults with the profile applied.
+pub fn variant(spec: &Spec) -> Result<Option<Variant>> {
+    if spec.overrides.is_empty() {
+        return Ok(None);
+    }
+    let json = |s: &Spec| -> BTreeMap<String, Value> { s.vars.iter().map(|(k, v)| (k.clone(), v.to_json())).collect() };
+    let defaults = json(&crate::spec::load(&spec.path, &Overrides::default())?);
+    let profile = spec.overrides.iter().find_map(|o| o.strip_prefix("--profile ")).map(str::to_string);
+    let mut parts = Vec::new();
+    let base = match &profile {
+        Some(name) => {
+            let with = json(&crate::spec::load(&spec.path, &Overrides { sets: vec![], profile: Some(name.clone()) })?);
+            if with != defaults {
+                parts.push(format!("profile={name}"));
+            }
+            with
+        }
+        None => defaults,
+    };
+    for (k, v) in json(spec) {
+        if base.get(&k) != Some(&v) {
+            parts.push(format!("{k}={}", bare(&v)));
+        }
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let mut name: String = parts
+        .join(",")
+        .chars()
+        .filter(|c| !matches!(c, '[' | ']' | '{' | '}' | '"' | '\'' | ' '))
+        .map(|c| if c.is_ascii_alphanumeric() || "=._+-,".contains(c) { c } else { '_' })
+        .collect();
+    if name.len() > 64 {
+        let h = blake3::hash(name.as_bytes()).to_hex();
+        name = format!("{}~{}", &name[..48], &h[..8]);
+    }
+    Ok(Some(Variant { name, overrides: spec.overrides.clone() }))
+}
+
+/// A var's value as written in a file name: strings bare, arrays comma-separated.
+fn bare(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(bare).collect::<Vec<_>>().join(","),
+        o => o.to_string(),
+    }
+}
+
+/// The published bytes of a report output: a variant's markdown and LaTeX say at the top
+/// which variant they are and where the default report is.
+fn published_bytes(report: &str, out: &str, bytes: Vec<u8>, variant: Option<&Variant>) -> Vec<u8> {
+    let Some(v) = variant else { return bytes };
+    let what = format!(
+        "Variant `{}` of this report: run with {}; the default report is `{report}.{out}`.",
+        v.name,
+        v.overrides.join(" ")
+    );
+    let head = match out {
+        "md" => format!("> {what}\n\n"),
+        "tex" => format!("% {what}\n"),
+        _ => return bytes,
+    };
+    let mut b = head.into_bytes();
+    b.extend_from_slice(&bytes);
+    b
 }
 
 /// Reads a sidecar.
@@ -131,31 +222,52 @@ pub fn to_bytes(p: &Provenance) -> String {
     text
 }
 
-/// Copies report outputs to `reports/<report>.<output>` and writes their provenance sidecar.
-pub fn publish(plan: &Plan, store: &Store, root: &Path, records: &[Option<Record>]) -> Result<()> {
+/// Copies report outputs to `reports/<report>.<output>` (`reports/<report>@<variant>.<output>`
+/// for a variant, see [`variant`]) and writes their provenance sidecar. The sidecar's `files`
+/// are the hashes of the bytes published.
+pub fn publish(
+    plan: &Plan,
+    store: &Store,
+    root: &Path,
+    records: &[Option<Record>],
+    variant: Option<&Variant>,
+) -> Result<()> {
     for (i, inst) in plan.instances.iter().enumerate() {
         let (Some(report), Some(rec)) = (&inst.report, &records[i]) else { continue };
+        let base = report;
+        let report = &match variant {
+            Some(v) => format!("{report}@{}", v.name),
+            None => report.clone(),
+        };
         let dir = root.join("reports");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         let mut files = BTreeMap::new();
         for (out, obj) in &rec.outputs {
             let dest = dir.join(format!("{report}.{out}"));
-            let same = std::fs::read(&dest).ok().is_some_and(|b| blake3::hash(&b).to_hex().as_str() == obj.hash);
-            if !same {
-                let bytes = std::fs::read(store.object_path(&obj.hash))
-                    .map_err(|e| Error::io("cannot read report object", e))?;
-                // Integrity at the last step: the bytes published are the bytes the record
-                // names, whatever a restored mtime made the lookup believe.
-                if blake3::hash(&bytes).to_hex().as_str() != obj.hash {
-                    store.quarantine(&obj.hash, "content does not match its hash");
-                    return Err(Error::Io(format!(
-                        "the cached output `{out}` of `{}` was corrupt; it has been quarantined: run again to recompute it",
-                        inst.name
-                    )));
-                }
+            let unchanged =
+                |hash: &str| std::fs::read(&dest).ok().is_some_and(|b| blake3::hash(&b).to_hex().as_str() == hash);
+            // A default report that is already in place is not read again (a no-op rerun).
+            if variant.is_none() && unchanged(&obj.hash) {
+                files.insert(format!("{report}.{out}"), obj.hash.clone());
+                continue;
+            }
+            let bytes =
+                std::fs::read(store.object_path(&obj.hash)).map_err(|e| Error::io("cannot read report object", e))?;
+            // Integrity at the last step: the bytes published are the bytes the record
+            // names, whatever a restored mtime made the lookup believe.
+            if blake3::hash(&bytes).to_hex().as_str() != obj.hash {
+                store.quarantine(&obj.hash, "content does not match its hash");
+                return Err(Error::Io(format!(
+                    "the cached output `{out}` of `{}` was corrupt; it has been quarantined: run again to recompute it",
+                    inst.name
+                )));
+            }
+            let bytes = published_bytes(base, out, bytes, variant);
+            let hash = blake3::hash(&bytes).to_hex().to_string();
+            if !unchanged(&hash) {
                 crate::store::write_atomic_beside(&dest, &bytes)?;
             }
-            files.insert(format!("{report}.{out}"), obj.hash.clone());
+            files.insert(format!("{report}.{out}"), hash);
         }
         let prov = Provenance {
             pipeline: plan.spec.name.clone(),
@@ -213,6 +325,7 @@ fn cells(plan: &Plan, store: &Store, i: usize, rec: &Record, records: &[Option<R
                 .map(|b| Source {
                     instance: plan.instances[b.instance].name.clone(),
                     output: b.output.clone(),
+                    axes: plan.instances[b.instance].axes.clone(),
                     key: key_of(b.instance),
                     upstream: plan
                         .upstream(b.instance)
@@ -225,6 +338,8 @@ fn cells(plan: &Plan, store: &Store, i: usize, rec: &Record, records: &[Option<R
             row: c.row,
             column: c.column,
             value: c.value,
+            n: c.n,
+            axes: c.axes,
         })
         .collect()
 }

@@ -92,13 +92,20 @@ fn explain_cell(target: &Path, what: &str) -> Result<i32> {
     };
     outln!("cell {what} of {}: {} = {}", target.display(), cell.row.as_str().unwrap_or(""), cell.value);
     outln!("  column: {}", cell.column.as_str().unwrap_or(""));
+    outln!("  axes:   {} (n = {})", axes_text(&cell.axes), cell.n);
     outln!("pipeline {} ({}), hash {}", prov.pipeline, prov.pipeline_file, prov.pipeline_hash);
     outln!("table    {} key {}", prov.stage.instance, prov.stage.key);
     for s in &cell.sources {
         outln!("from     {} ({}) key {}", s.instance, s.output, s.key.as_deref().unwrap_or("?"));
+        outln!("  axes   {}", axes_text(&s.axes));
         for u in &s.upstream {
             outln!("  <- {} key {}", u.instance, u.key.as_deref().unwrap_or("?"));
         }
     }
     Ok(exit::OK)
+}
+
+/// `a = 1, b = "x"`.
+fn axes_text(axes: &std::collections::BTreeMap<String, serde_json::Value>) -> String {
+    axes.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")
 }

@@ -1,8 +1,8 @@
 //! `repro gc`: remove cache entries that no kept pipeline's current keys reach.
 
-use super::{cache_dir, load_plan};
+use super::{cache_dir, load_plan, project_pipelines};
 use crate::cli::Cli;
-use repro_engine::diag::{exit, Error, Result};
+use repro_engine::diag::{exit, Result};
 use repro_engine::exec::{resolve_keys, Trust};
 use repro_engine::project_root;
 use repro_engine::store::Store;
@@ -48,16 +48,4 @@ pub fn gc(cli: &Cli, keep: &[PathBuf], dry_run: bool) -> Result<i32> {
         keep.len()
     );
     Ok(exit::OK)
-}
-
-/// Every `pipelines/*.toml` of the project in the working directory.
-fn project_pipelines() -> Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir("pipelines")
-        .map_err(|e| Error::Usage(format!("no --keep given and cannot list pipelines/: {e}")))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    v.sort();
-    Ok(v)
 }

@@ -12,6 +12,7 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::commands::write_out(format_args!($($arg)*)) };
 }
 
+mod compare;
 mod dag;
 mod explain;
 mod gc;
@@ -39,7 +40,11 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Explain { target, what, sets, profile } => explain::explain(cli, target, what, sets, profile),
         Command::Stages { kind, json } => stages::stages(kind.as_deref(), *json),
         Command::Gc { keep, dry_run } => gc::gc(cli, keep, *dry_run),
-        Command::Verify => verify::verify(cli),
+        Command::Verify { recompute, instances, sample, seed, pipeline, tolerance } => match recompute {
+            false => verify::verify(cli),
+            true => verify::recompute(cli, pipeline, instances, *sample, *seed, *tolerance),
+        },
+        Command::Compare { pipeline, sets, profile, changed } => compare::compare(pipeline, sets, profile, *changed),
     }
 }
 
@@ -72,4 +77,16 @@ pub fn write_out(args: std::fmt::Arguments) {
         eprintln!("error: cannot write to standard output: {e}");
         std::process::exit(1);
     }
+}
+
+/// Every `pipelines/*.toml` of the project in the current directory, sorted.
+fn project_pipelines() -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir("pipelines")
+        .map_err(|e| repro_engine::diag::Error::Usage(format!("no pipeline given and cannot list pipelines/: {e}")))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    v.sort();
+    Ok(v)
 }

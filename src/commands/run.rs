@@ -6,7 +6,7 @@ use repro_engine::diag::{exit, Result};
 use repro_engine::exec::{self, LocalExecutor, RunOptions, Status, Summary};
 use repro_engine::plan::Plan;
 use repro_engine::project_root;
-use repro_engine::provenance::publish;
+use repro_engine::provenance::{self, publish};
 use repro_engine::store::Store;
 use std::io::IsTerminal;
 
@@ -36,7 +36,11 @@ pub fn run(cli: &Cli, sel: &Select, f: &Flags) -> Result<i32> {
     let t0 = std::time::Instant::now();
     let (summary, records) = exec::run(&plan, &store, &root, &opts, &LocalExecutor)?;
     if !f.dry_run {
-        publish(&plan, &store, &root, &records)?;
+        let variant = provenance::variant(&plan.spec)?;
+        publish(&plan, &store, &root, &records, variant.as_ref())?;
+        if let (Some(v), false) = (&variant, cli.quiet || f.json) {
+            eprintln!("reports of this variant are published as reports/<report>@{}.*", v.name);
+        }
     }
     if f.json {
         outln!("{}", serde_json::to_string_pretty(&summary).unwrap());

@@ -101,7 +101,7 @@ impl Executor for LocalExecutor {
 
 /// Runs the stage body in a pool of the granted size. A panic anywhere in it (rayon carries
 /// panics of its workers back to this thread) becomes the stage's failure.
-fn run_stage(job: &Job, work: &Path) -> Result<Metrics, JobError> {
+pub(super) fn run_stage(job: &Job, work: &Path) -> Result<Metrics, JobError> {
     let inst = job.inst;
     let bar = job.bar.clone();
     let progress = move |p: Progress| {

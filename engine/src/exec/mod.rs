@@ -12,9 +12,11 @@
 //! byte-identical leaves everything downstream cached (early cutoff).
 
 mod local;
+mod recompute;
 mod schedule;
 
 pub use local::{environment, LocalExecutor};
+pub use recompute::{agree, recompute, Agreement, OutputCheck, Scratch};
 pub use schedule::run;
 
 use crate::key::{InputKey, KeyInput, CACHE_FORMAT};

@@ -9,15 +9,17 @@
 //! paper's own claims, quoted, judged from the replicate values by the verdict rule in
 //! `claims` (held / not held / inconclusive, with n, the margin and its 95 % interval).
 //!
-//! Outputs: `md` (GitHub markdown), `tex` (LaTeX, booktabs), `csv`, `json` (including, per
-//! cell `R<i>C<j>`, the indices of the inputs behind it, which the stage hands to the engine
-//! through `Stage::cell_sources` for the provenance sidecar). The renderings are in `render`.
+//! Outputs: `md` (GitHub markdown), `tex` (LaTeX, booktabs), `csv` and `parquet` (the table
+//! as data: one column per axis value and per statistic, units in the headers), `json`
+//! (including, per cell `R<i>C<j>`, its axis values and the positions of the inputs behind it,
+//! which the stage hands to the engine through `Stage::cell_sources` for the provenance
+//! sidecar). All are renderings of one table model (`render`).
 
 mod claims;
 mod render;
 
 pub use claims::{judge, Claim, Comparison, Judged, Test, Verdict};
-pub use render::{render, Rendered};
+pub use render::{render, render_sourced, Rendered};
 
 use crate::values::{cmp_vals, show};
 use repro_core::{
@@ -136,7 +138,10 @@ pub struct Cell {
     pub mean: Option<f64>,
     pub std: Option<f64>,
     pub paper: Option<f64>,
+    /// Positions of the items (one per input and metric) behind it.
     pub inputs: Vec<usize>,
+    /// The row and column axis values that select it (with `metric` for `metrics = [...]`).
+    pub axes: BTreeMap<String, Value>,
     /// Decimal digits of this cell's numbers and of the paper's.
     pub digits: usize,
     pub paper_digits: usize,
@@ -246,7 +251,7 @@ pub fn build(p: &TabulateParams, items: &[(BTreeMap<String, Value>, Option<f64>)
                 (p.aggregate == Aggregate::CountBelow).then(|| vals.iter().filter(|v| **v < p.threshold).count());
             let per_metric = cell_axes.get("metric").and_then(|m| p.metric_digits.get(&show(m))).copied();
             let (digits, paper_digits) = (per_metric.unwrap_or(p.digits), per_metric.unwrap_or(p.paper_digits));
-            row.push(Cell { n, below, mean, std, paper, inputs: idx, digits, paper_digits });
+            row.push(Cell { n, below, mean, std, paper, inputs: idx, axes: cell_axes, digits, paper_digits });
         }
         cells.push(row);
     }
@@ -339,8 +344,8 @@ fn cmp_vals_one(a: &Value, b: &Value) -> std::cmp::Ordering {
 impl TypedStage for Tabulate {
     type Params = TabulateParams;
     const KIND: &'static str = "tabulate";
-    const VERSION: u32 = 9;
-    const DOC: &'static str = "Build a table from many metrics artifacts: rows and columns from matrix axes, cells aggregated over the other axes (mean, std, mean ± std), best value bold, the paper's printed numbers beside the measured ones with the difference, and the paper's quoted claims judged with replicate uncertainty (held / not held / inconclusive). Outputs md, tex, csv, json.";
+    const VERSION: u32 = 10;
+    const DOC: &'static str = "Build a table from many metrics artifacts: rows and columns from matrix axes, cells aggregated over the other axes (mean, std, mean ± std), best value bold, the paper's printed numbers beside the measured ones with the difference, and the paper's quoted claims judged with replicate uncertainty (held / not held / inconclusive). Outputs md, tex, csv and parquet (the table as data: one column per axis and per statistic, units in the headers), json.";
     const USES_SEED: bool = false;
     const USES_INPUT_AXES: bool = true;
     const INPUTS: &'static [InputSlot] = &[InputSlot::many("inputs", "metrics artifacts, e.g. \"eval[*]\"")];
@@ -364,39 +369,40 @@ impl TypedStage for Tabulate {
     }
 
     fn outputs(_p: &TabulateParams) -> Vec<String> {
-        vec!["md".into(), "tex".into(), "csv".into(), "json".into()]
+        vec!["md".into(), "tex".into(), "csv".into(), "parquet".into(), "json".into()]
     }
 
     /// Reads the cells back from the `json` output: each cell with the positions of the
     /// inputs behind it. The JSON lists *items*, one per input and metric (`metrics = [...]`
     /// gives each input several), so item i is input i / (metrics per input).
-    fn cell_sources(p: &TabulateParams, outputs: &BTreeMap<String, PathBuf>) -> Option<CellSources> {
-        let per_input = p.metrics.len().max(1);
+    fn cell_sources(_p: &TabulateParams, outputs: &BTreeMap<String, PathBuf>) -> Option<CellSources> {
         let table: Value =
             outputs.get("json").and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice(&b).ok())?;
+        let field = |c: &Value, k: &str| c.get(k).cloned().unwrap_or(Value::Null);
         let cells = table
             .get("cells")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .map(|c| CellSource {
-                cell: c.get("cell").cloned().unwrap_or(Value::Null),
-                row: c.get("row").cloned().unwrap_or(Value::Null),
-                column: c.get("column").cloned().unwrap_or(Value::Null),
-                value: c.get("value").cloned().unwrap_or(Value::Null),
+                cell: field(c, "cell"),
+                row: field(c, "row"),
+                column: field(c, "column"),
+                value: field(c, "value"),
+                n: c.get("n").and_then(Value::as_u64).unwrap_or(0) as usize,
+                axes: c
+                    .get("axes")
+                    .and_then(Value::as_object)
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
                 inputs: c
-                    .get("inputs")
+                    .get("sources")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
                     .filter_map(Value::as_u64)
-                    .map(|ix| ix as usize / per_input)
-                    .fold(Vec::new(), |mut v, i| {
-                        if !v.contains(&i) {
-                            v.push(i);
-                        }
-                        v
-                    }),
+                    .map(|ix| ix as usize)
+                    .collect(),
             })
             .collect();
         Some(CellSources { slot: "inputs", cells })
@@ -404,8 +410,9 @@ impl TypedStage for Tabulate {
 
     fn run(&self, p: &TabulateParams, ctx: &Ctx) -> StageResult<Metrics> {
         let mut items = Vec::new();
+        let mut input_of = Vec::new();
         let names: Vec<&String> = if p.metrics.is_empty() { vec![&p.metric] } else { p.metrics.iter().collect() };
-        for a in ctx.inputs.get("inputs").into_iter().flatten() {
+        for (pos, a) in ctx.inputs.get("inputs").into_iter().flatten().enumerate() {
             let m: Value = read_json(&a.path)?;
             for name in &names {
                 let v = m.get(name.as_str()).and_then(Value::as_f64);
@@ -421,12 +428,14 @@ impl TypedStage for Tabulate {
                     axes.insert("metric".into(), Value::String((*name).clone()));
                 }
                 items.push((axes, v));
+                input_of.push(pos);
             }
         }
-        let r = render(p, &items)?;
+        let r = render_sourced(p, &items, &input_of)?;
         std::fs::write(ctx.output("md"), &r.md)?;
         std::fs::write(ctx.output("tex"), &r.tex)?;
         std::fs::write(ctx.output("csv"), &r.csv)?;
+        std::fs::write(ctx.output("parquet"), &r.parquet)?;
         write_json(&ctx.output("json"), &r.json)?;
         let mut m = Metrics::new();
         m.insert("claims".into(), r.json["claims"].clone());

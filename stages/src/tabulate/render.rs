@@ -1,10 +1,14 @@
-//! The renderings of one table model: GitHub markdown, LaTeX (booktabs), CSV and JSON (the
-//! JSON lists, per cell, the positions of the inputs behind it, for provenance).
+//! The renderings of one table model: GitHub markdown, LaTeX (booktabs), the table as data
+//! (a polars frame written as CSV and Parquet: one column per axis, one per statistic, units in
+//! the headers) and JSON (which lists, per cell, its axis values and the positions of the
+//! inputs behind it, for provenance).
 
+use super::claims::t_quantile;
 use super::{
     best_mask, build, check_claims, fmt_cell, heading, Aggregate, Comparison, Judged, Table, TabulateParams, Test,
 };
-use repro_core::StageResult;
+use polars::prelude::*;
+use repro_core::{StageError, StageResult};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -14,8 +18,10 @@ pub struct Rendered {
     pub md: String,
     /// LaTeX (booktabs).
     pub tex: String,
-    /// One line per cell.
+    /// The table as data, one line per cell.
     pub csv: String,
+    /// The same frame as Parquet.
+    pub parquet: Vec<u8>,
     /// Headings, cells (with input positions) and claims.
     pub json: Value,
 }
@@ -31,10 +37,23 @@ struct Layout<'a> {
     claims: Vec<Judged>,
     /// The heading of the row-label column.
     rh: String,
+    /// The input position of each item.
+    input_of: &'a [usize],
 }
 
-/// Builds the table from `(axes, value)` items and renders it four ways.
+/// Builds the table from `(axes, value)` items, one per input, and renders it.
 pub fn render(p: &TabulateParams, items: &[(BTreeMap<String, Value>, Option<f64>)]) -> StageResult<Rendered> {
+    let input_of: Vec<usize> = (0..items.len()).collect();
+    render_sourced(p, items, &input_of)
+}
+
+/// Builds the table from `(axes, value)` items, item `i` read from input `input_of[i]`
+/// (`metrics = [...]` reads several items from each input), and renders it.
+pub fn render_sourced(
+    p: &TabulateParams,
+    items: &[(BTreeMap<String, Value>, Option<f64>)],
+    input_of: &[usize],
+) -> StageResult<Rendered> {
     let t = build(p, items)?;
     let best = best_mask(p, &t);
     let col_heads: Vec<String> = t.col_keys.iter().map(|k| heading(p, &p.column_format, &p.columns, k)).collect();
@@ -42,8 +61,18 @@ pub fn render(p: &TabulateParams, items: &[(BTreeMap<String, Value>, Option<f64>
     let any_paper = t.cells.iter().flatten().any(|c| c.paper.is_some());
     let claims = check_claims(p, items);
     let rh = if p.row_header.is_empty() { p.rows.join(" ") } else { p.row_header.clone() };
-    let l = Layout { p, t, best, col_heads, row_heads, any_paper, claims, rh };
-    Ok(Rendered { md: markdown(&l), tex: latex(&l), csv: csv(&l), json: json(&l) })
+    let l = Layout { p, t, best, col_heads, row_heads, any_paper, claims, rh, input_of };
+    let mut df = frame(&l).map_err(table_error)?;
+    let mut csv = Vec::new();
+    CsvWriter::new(&mut csv).finish(&mut df).map_err(table_error)?;
+    let mut parquet = Vec::new();
+    ParquetWriter::new(&mut parquet).finish(&mut df).map_err(table_error)?;
+    let csv = String::from_utf8(csv).expect("polars writes UTF-8");
+    Ok(Rendered { md: markdown(&l), tex: latex(&l), csv, parquet, json: json(&l) })
+}
+
+fn table_error(e: PolarsError) -> StageError {
+    StageError::msg(format!("cannot write the table as data: {e}"))
 }
 
 /// The markdown table, then its notes and claims.
@@ -316,35 +345,59 @@ fn level_text(level: f64) -> String {
     format!("{pct} %")
 }
 
-fn csv(l: &Layout) -> String {
-    let (t, col_heads, row_heads) = (&l.t, &l.col_heads, &l.row_heads);
-    let mut csv = String::from("row,column,n,mean,std,paper,delta\n");
-    let q = |s: &str| if s.contains([',', '"']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
-    let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
-    for (r, rhd) in row_heads.iter().enumerate() {
-        for (c, ch) in col_heads.iter().enumerate() {
-            let cell = &t.cells[r][c];
-            let delta = match (cell.value(), cell.paper) {
-                (Some(m), Some(pv)) => Some(m - pv),
-                _ => None,
-            };
-            csv.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                q(rhd),
-                q(ch),
-                cell.n,
-                opt(cell.mean),
-                opt(cell.std),
-                opt(cell.paper),
-                opt(delta)
-            ));
-        }
-    }
-
-    csv
+/// What a cell's numbers are, for the headers: the metric (or "metric" when a column says
+/// which), and for `count_below` the runs under the threshold.
+fn units(p: &TabulateParams) -> (String, String) {
+    let metric = if p.metrics.is_empty() { p.metric.clone() } else { "per metric column".into() };
+    let count = format!("runs with {} < {}", if p.metrics.is_empty() { &p.metric } else { "metric" }, p.threshold);
+    (metric, count)
 }
 
-/// JSON, with the cell → input positions map for provenance.
+/// The table as data: one row per cell, one column per axis (raw values, typed), the display
+/// labels, then n, mean, sample std, the 95 % t interval of the mean, the paper's number and
+/// ours minus it, each header with its unit in brackets.
+fn frame(l: &Layout) -> PolarsResult<DataFrame> {
+    let (p, t) = (l.p, &l.t);
+    let cells: Vec<(usize, usize)> =
+        (0..t.row_keys.len()).flat_map(|r| (0..t.col_keys.len()).map(move |c| (r, c))).collect();
+    let mut cols: Vec<Column> = Vec::new();
+    for axis in p.rows.iter().chain(&p.columns) {
+        let vals: Vec<&Value> = cells.iter().map(|&(r, c)| &t.cells[r][c].axes[axis]).collect();
+        let name = PlSmallStr::from(axis.as_str());
+        cols.push(if vals.iter().all(|v| v.is_i64()) {
+            Column::new(name, vals.iter().map(|v| v.as_i64()).collect::<Vec<_>>())
+        } else if vals.iter().all(|v| v.is_number()) {
+            Column::new(name, vals.iter().map(|v| v.as_f64()).collect::<Vec<_>>())
+        } else {
+            Column::new(name, vals.iter().map(|v| crate::values::show(v)).collect::<Vec<_>>())
+        });
+    }
+    let at = |f: &dyn Fn(&super::Cell) -> Option<f64>| -> Vec<Option<f64>> {
+        cells.iter().map(|&(r, c)| f(&t.cells[r][c])).collect()
+    };
+    let half = |c: &super::Cell| match (c.mean, c.std) {
+        (Some(_), Some(s)) if c.n > 1 => Some(t_quantile(0.95, (c.n - 1) as f64) * s / (c.n as f64).sqrt()),
+        _ => None,
+    };
+    let (metric, count) = units(p);
+    let counted = p.aggregate == Aggregate::CountBelow;
+    let paper_unit = if counted { count.clone() } else { metric.clone() };
+    cols.push(Column::new("row".into(), cells.iter().map(|&(r, _)| l.row_heads[r].clone()).collect::<Vec<_>>()));
+    cols.push(Column::new("column".into(), cells.iter().map(|&(_, c)| l.col_heads[c].clone()).collect::<Vec<_>>()));
+    cols.push(Column::new("n".into(), cells.iter().map(|&(r, c)| t.cells[r][c].n as u64).collect::<Vec<_>>()));
+    cols.push(Column::new(format!("mean [{metric}]").into(), at(&|c| c.mean)));
+    cols.push(Column::new(format!("std [{metric}]").into(), at(&|c| c.std)));
+    cols.push(Column::new(format!("ci95_low [{metric}]").into(), at(&|c| Some(c.mean? - half(c)?))));
+    cols.push(Column::new(format!("ci95_high [{metric}]").into(), at(&|c| Some(c.mean? + half(c)?))));
+    if counted {
+        cols.push(Column::new(format!("below [{count}]").into(), at(&|c| c.below.map(|k| k as f64))));
+    }
+    cols.push(Column::new(format!("paper [{paper_unit}]").into(), at(&|c| c.paper)));
+    cols.push(Column::new(format!("delta [{paper_unit}]").into(), at(&|c| Some(c.value()? - c.paper?))));
+    DataFrame::new_infer_height(cols)
+}
+
+/// JSON, with each cell's axis values and the positions of its inputs (for provenance).
 fn json(l: &Layout) -> Value {
     let (p, t, claims) = (l.p, &l.t, &l.claims);
     let (col_heads, row_heads) = (&l.col_heads, &l.row_heads);
@@ -352,12 +405,15 @@ fn json(l: &Layout) -> Value {
     for (r, rhd) in row_heads.iter().enumerate() {
         for (c, ch) in col_heads.iter().enumerate() {
             let cell = &t.cells[r][c];
+            let mut sources: Vec<usize> = cell.inputs.iter().map(|&i| l.input_of[i]).collect();
+            sources.dedup();
             cells_json.push(serde_json::json!({
                 "cell": format!("R{}C{}", r + 1, c + 1),
                 "row": rhd, "column": ch,
                 "value": fmt_cell(p, cell, " ± "),
                 "mean": cell.mean, "std": cell.std, "n": cell.n, "paper": cell.paper,
-                "inputs": cell.inputs,
+                "axes": cell.axes,
+                "sources": sources,
             }));
         }
     }
