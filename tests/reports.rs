@@ -119,3 +119,31 @@ fn every_committed_table_is_data_in_csv_and_parquet() {
     }
     assert!(n >= 15, "{n} tables");
 }
+
+/// Every committed figure exists as SVG and as PNG (for places that do not render SVG), and a
+/// figure of synthetic data says so in its title.
+#[test]
+fn every_committed_figure_is_svg_and_png() {
+    let mut n = 0;
+    for svg in reports().into_iter().filter(|p| p.extension().is_some_and(|e| e == "svg")) {
+        let png = std::fs::read(svg.with_extension("png")).unwrap_or_else(|_| panic!("{} has no PNG", svg.display()));
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{}", svg.display());
+        let side: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(svg.with_extension("provenance.json")).unwrap()).unwrap();
+        let synthetic = side["upstream"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["kind"] == "synthetic_geo" || u["kind"] == "synthetic_linear");
+        // The words of the drawing (a wrapped title spans several text elements).
+        let svg_text = std::fs::read_to_string(&svg).unwrap();
+        let words: Vec<&str> = svg_text
+            .split("<text")
+            .skip(1)
+            .map(|t| t.split('>').nth(1).unwrap_or("").split('<').next().unwrap().trim())
+            .collect();
+        assert_eq!(words.join(" ").contains("[synthetic data]"), synthetic, "{}: synthetic label", svg.display());
+        n += 1;
+    }
+    assert!(n >= 6, "{n} figures");
+}
