@@ -134,6 +134,17 @@ pub enum Command {
         #[arg(long, default_value_t = 1e-9, requires = "recompute")]
         tolerance: f64,
     },
+    /// One self-contained HTML file, reports/<pipeline>.html: every table with the paper's
+    /// numbers and the verdicts, the figures, the stages and the environment; click a cell
+    /// for its lineage. Reads the published reports (run the pipeline first).
+    Report {
+        /// Pipeline file.
+        pipeline: PathBuf,
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        sets: Vec<String>,
+        #[arg(long)]
+        profile: Option<String>,
+    },
     /// A variant's tables beside the default ones: every cell with the change of its mean,
     /// every claim's verdict in both (the variant is the --set / --profile given).
     Compare {

@@ -16,6 +16,7 @@ mod compare;
 mod dag;
 mod explain;
 mod gc;
+mod report;
 mod run;
 mod stages;
 mod status;
@@ -44,6 +45,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             false => verify::verify(cli),
             true => verify::recompute(cli, pipeline, instances, *sample, *seed, *tolerance),
         },
+        Command::Report { pipeline, sets, profile } => report::report(cli, pipeline, sets, profile),
         Command::Compare { pipeline, sets, profile, changed } => compare::compare(pipeline, sets, profile, *changed),
     }
 }

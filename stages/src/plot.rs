@@ -14,6 +14,8 @@ stage_params! {
     pub struct PlotParams {
         /// History field on the y axis: "lr", "train_loss", "eval_mae", "eval_accuracy", …
         y: String = "lr".into(),
+        /// Integer history field on the x axis: "epoch" (train), "iteration" (gd).
+        x: String = "epoch".into(),
         /// Axes whose values make one line each.
         series: Vec<String> = vec![],
         /// Display names of axis values: { model = { dgex_d = "D-GEX(D)" } }.
@@ -29,7 +31,7 @@ stage_params! {
         width: u32 = 640,
         /// Height in pixels.
         height: u32 = 420,
-        /// Only epochs from this one on (e.g. 125 for the LALR paper's Figure 4); 0 = all.
+        /// Only x values (epochs) from this one on (e.g. 125 for the LALR paper's Figure 4); 0 = all.
         from_epoch: i64 = 0,
         /// The band around each mean line over the replicates: "std" (± one sample standard
         /// deviation, where a series has n ≥ 2) or "none".
@@ -113,10 +115,11 @@ pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) 
         }
         let entry = acc.entry(name).or_default();
         for h in hist {
-            let (Some(e), Some(v)) = (h.get("epoch").and_then(Value::as_i64), h.get(&p.y).and_then(Value::as_f64))
-            else {
-                if h.get(&p.y).is_none() {
-                    return Err(StageError::param("y", format!("history has no field `{}`", p.y)));
+            let (Some(e), Some(v)) = (h.get(&p.x).and_then(Value::as_i64), h.get(&p.y).and_then(Value::as_f64)) else {
+                for (param, field) in [("x", &p.x), ("y", &p.y)] {
+                    if h.get(field).is_none() {
+                        return Err(StageError::param(param, format!("history has no field `{field}`")));
+                    }
                 }
                 continue;
             };
@@ -136,8 +139,8 @@ pub fn curves(p: &PlotParams, inputs: &[(BTreeMap<String, Value>, Vec<Value>)]) 
                 .map(|(epoch, v)| {
                     let n = v.len();
                     let mean = v.iter().sum::<f64>() / n as f64;
-                    let std = (n > 1)
-                        .then(|| (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
+                    let std =
+                        (n > 1).then(|| (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
                     Point { epoch, mean, std, n }
                 })
                 .collect();
@@ -218,18 +221,14 @@ fn draw<DB: DrawingBackend>(
         top.draw(&Text::new(line.clone(), at, style.clone())).map_err(|e| err(e.to_string()))?;
     }
     let mut builder = ChartBuilder::on(&body);
-    builder
-        .margin(text / 2)
-        .margin_right(text * 3 / 2)
-        .x_label_area_size(text * 5 / 2)
-        .y_label_area_size(text * 4);
+    builder.margin(text / 2).margin_right(text * 3 / 2).x_label_area_size(text * 5 / 2).y_label_area_size(text * 4);
     let stroke = scale * 2;
     macro_rules! body {
         ($chart:expr, $floor:expr) => {{
             let mut chart = $chart;
             chart
                 .configure_mesh()
-                .x_desc("epoch")
+                .x_desc(p.x.as_str())
                 .y_desc(ylab.as_str())
                 .x_labels(8)
                 .label_style(("sans-serif", text))
@@ -252,7 +251,10 @@ fn draw<DB: DrawingBackend>(
                     let upper = c.points.iter().map(|q| (q.epoch, q.mean + q.std.unwrap_or(0.0)));
                     let lower = c.points.iter().rev().map(|q| (q.epoch, (q.mean - q.std.unwrap_or(0.0)).max(floor)));
                     chart
-                        .draw_series(std::iter::once(Polygon::new(upper.chain(lower).collect::<Vec<_>>(), color.mix(0.18).filled())))
+                        .draw_series(std::iter::once(Polygon::new(
+                            upper.chain(lower).collect::<Vec<_>>(),
+                            color.mix(0.18).filled(),
+                        )))
                         .map_err(|e| err(e.to_string()))?;
                 }
                 let pts: Vec<(i64, f64)> = c.points.iter().map(|q| (q.epoch, q.mean)).collect();
@@ -395,7 +397,11 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{}", &svg[..200.min(svg.len())]);
         assert_eq!(svg, draw_svg(&p, &c).unwrap());
         // n in the legend; integer epoch ticks; text of a readable size.
-        let texts: Vec<&str> = svg.split("<text").skip(1).map(|t| t.split('>').nth(1).unwrap().split('<').next().unwrap().trim()).collect();
+        let texts: Vec<&str> = svg
+            .split("<text")
+            .skip(1)
+            .map(|t| t.split('>').nth(1).unwrap().split('<').next().unwrap().trim())
+            .collect();
         assert!(texts.contains(&"a (n = 2)") && texts.contains(&"b (n = 1)"), "legend: {texts:?}");
         // x tick labels are centred (y tick labels end-anchored): 1 and 2, nothing between.
         let centred: Vec<&str> = svg

@@ -344,7 +344,7 @@ fn cmp_vals_one(a: &Value, b: &Value) -> std::cmp::Ordering {
 impl TypedStage for Tabulate {
     type Params = TabulateParams;
     const KIND: &'static str = "tabulate";
-    const VERSION: u32 = 10;
+    const VERSION: u32 = 11;
     const DOC: &'static str = "Build a table from many metrics artifacts: rows and columns from matrix axes, cells aggregated over the other axes (mean, std, mean ± std), best value bold, the paper's printed numbers beside the measured ones with the difference, and the paper's quoted claims judged with replicate uncertainty (held / not held / inconclusive). Outputs md, tex, csv and parquet (the table as data: one column per axis and per statistic, units in the headers), json.";
     const USES_SEED: bool = false;
     const USES_INPUT_AXES: bool = true;

@@ -121,11 +121,9 @@ fn markdown(l: &Layout) -> String {
     md
 }
 
-/// What the cells are, the paper note, the notes and the claims' verdicts.
-fn markdown_notes(l: &Layout) -> String {
-    let (p, t, claims) = (l.p, &l.t, &l.claims);
-    let mut md = String::new();
-    md.push('\n');
+/// The lines under a table: what the cells are (with the paper's note), then the notes.
+fn note_lines(l: &Layout) -> Vec<String> {
+    let (p, t) = (l.p, &l.t);
     let n_per: Vec<usize> = t.cells.iter().flatten().map(|c| c.n).collect();
     let (nmin, nmax) = (n_per.iter().min().copied().unwrap_or(0), n_per.iter().max().copied().unwrap_or(0));
     let n_text = if nmin == nmax { format!("{nmin}") } else { format!("{nmin}–{nmax}") };
@@ -135,19 +133,29 @@ fn markdown_notes(l: &Layout) -> String {
         Aggregate::MeanStd => "mean ± sample standard deviation",
         Aggregate::CountBelow => "",
     };
-    if p.aggregate == Aggregate::CountBelow {
-        md.push_str(&format!("Cells: runs with `{}` below {}, out of {n_text} runs per cell.", p.metric, p.threshold));
+    let mut first = if p.aggregate == Aggregate::CountBelow {
+        format!("Cells: runs with `{}` below {}, out of {n_text} runs per cell.", p.metric, p.threshold)
     } else {
         let what =
             if p.metrics.is_empty() { format!("`{}`", p.metric) } else { format!("`{}`", p.metrics.join("`, `")) };
         let runs = if nmax == 1 { "run" } else { "runs" };
-        md.push_str(&format!("Cells: {what}, {agg} over {n_text} {runs} per cell."));
-    }
+        format!("Cells: {what}, {agg} over {n_text} {runs} per cell.")
+    };
     if !p.paper_note.is_empty() {
-        md.push_str(&format!(" Paper: {}.", p.paper_note));
+        first.push_str(&format!(" Paper: {}.", p.paper_note));
     }
+    std::iter::once(first).chain(p.notes.iter().cloned()).collect()
+}
+
+/// What the cells are, the paper note, the notes and the claims' verdicts.
+fn markdown_notes(l: &Layout) -> String {
+    let (p, claims) = (l.p, &l.claims);
+    let mut md = String::new();
+    let notes = note_lines(l);
     md.push('\n');
-    for n in &p.notes {
+    md.push_str(&notes[0]);
+    md.push('\n');
+    for n in &notes[1..] {
         md.push_str(&format!("\n{n}\n"));
     }
     if !claims.is_empty() {
@@ -407,10 +415,18 @@ fn json(l: &Layout) -> Value {
             let cell = &t.cells[r][c];
             let mut sources: Vec<usize> = cell.inputs.iter().map(|&i| l.input_of[i]).collect();
             sources.dedup();
+            let paper = cell.paper.map(|v| format!("{v:.pd$}", pd = cell.paper_digits));
+            let delta = match (cell.value(), cell.paper) {
+                (Some(m), Some(pv)) => {
+                    Some(format!("{:+.dd$}", m - pv, dd = if cell.below.is_some() { 0 } else { cell.digits }))
+                }
+                _ => None,
+            };
             cells_json.push(serde_json::json!({
                 "cell": format!("R{}C{}", r + 1, c + 1),
                 "row": rhd, "column": ch,
                 "value": fmt_cell(p, cell, " ± "),
+                "best": l.best[r][c], "paper_shown": paper, "delta_shown": delta,
                 "mean": cell.mean, "std": cell.std, "n": cell.n, "paper": cell.paper,
                 "axes": cell.axes,
                 "sources": sources,
@@ -431,8 +447,18 @@ fn json(l: &Layout) -> Value {
             })
             .collect()
     };
+    let claim_rows: Vec<Value> = claims
+        .iter()
+        .map(|j| {
+            let r = claim_row(p, j);
+            serde_json::json!({"claim": r.claim, "source": r.source, "n": r.n, "means": r.means,
+                "margin": r.margin, "test": r.test, "verdict": r.verdict})
+        })
+        .collect();
     serde_json::json!({
         "caption": caption(p), "synthetic": p.synthetic, "metric": p.metric, "aggregate": p.aggregate,
+        "row_header": l.rh, "notes": note_lines(l), "claims_heading": claims_heading(p),
+        "claim_rows": claim_rows, "sensitivity_lines": sensitivity_lines(p, claims),
         "columns": col_heads, "rows": row_heads, "cells": cells_json, "claims": claims_json,
         "sensitivity": sensitivity,
     })
