@@ -67,6 +67,40 @@ pub enum Command {
         /// Print one JSON document on stdout.
         #[arg(long)]
         json: bool,
+        /// Where stages run: `local` (threads of this process) or `slurm` (one sbatch job per
+        /// instance; the cache must be on a filesystem the nodes share). Default: repro.toml,
+        /// else REPRO_EXECUTOR, else local.
+        #[arg(long, value_name = "local|slurm")]
+        executor: Option<String>,
+    },
+    /// The logs kept for a stage's instances (a Slurm job's stdout and stderr).
+    Log {
+        #[command(flatten)]
+        sel: Select,
+        /// Stage or instance name.
+        stage: String,
+    },
+    /// Run one planned instance into the cache (what a Slurm job runs; not for direct use).
+    #[command(hide = true)]
+    ExecInstance {
+        /// Pipeline file.
+        pipeline: PathBuf,
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        sets: Vec<String>,
+        #[arg(long)]
+        profile: Option<String>,
+        /// The instance's name.
+        #[arg(long)]
+        instance: String,
+        /// The key the submitter computed (refused if the node plans another).
+        #[arg(long)]
+        key: String,
+        /// Threads for the stage.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Recompute even if cached.
+        #[arg(long)]
+        force: bool,
     },
     /// Fresh or stale for every stage instance, and why.
     Status {

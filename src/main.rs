@@ -8,6 +8,7 @@
 
 mod cli;
 mod commands;
+mod config;
 
 use clap::Parser;
 use cli::Cli;

@@ -428,3 +428,36 @@ fn a_stage_that_panics_fails_with_its_message_and_exit_1() {
     assert!(stderr.contains("FAILED  fit (train): stage panicked:"), "{stderr}");
     assert!(stderr.contains("remainder with a divisor of zero"), "{stderr}");
 }
+
+/// `resources.cpus` is the thread budget an instance gets from the local executor (recorded in
+/// its run record) and is not part of its key: changing it reruns nothing.
+#[test]
+fn resources_cpus_is_the_local_thread_budget_and_not_part_of_the_key() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/r.toml",
+        "[pipeline]\nname = \"r\"\n[vars]\ncpus = 3\n[stage.a]\nkind = \"command\"\nresources = { cpus = \"${cpus}\", mem = \"1G\", time = \"2h\" }\nrun = [\"sh\", \"-c\", \"echo 1 > {out:out}\"]\n",
+    );
+    assert_eq!(p.run_json(&["pipelines/r.toml", "--jobs", "4"])["ran"], 1);
+    let shard = std::fs::read_dir(p.path("cache/runs")).unwrap().next().unwrap().unwrap().path();
+    let rec = std::fs::read_dir(shard).unwrap().next().unwrap().unwrap().path();
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(rec).unwrap()).unwrap();
+    assert_eq!(rec["environment"]["threads"], "3");
+    let doc = p.run_json(&["pipelines/r.toml", "--set", "cpus=1"]);
+    assert_eq!((doc["ran"].as_u64(), doc["cached"].as_u64()), (Some(0), Some(1)));
+}
+
+/// A misspelled resource or a bad value is an error at its place in the file.
+#[test]
+fn bad_resources_are_errors_with_their_place() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/r.toml",
+        "[pipeline]\nname = \"r\"\n[stage.a]\nkind = \"command\"\nresources = { cpu = 2, time = \"2 hours\" }\nrun = [\"true\"]\n",
+    );
+    let out = p.repro(&["run", "pipelines/r.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown resource `cpu`") && err.contains("cpus, mem, time, gpus and partition"), "{err}");
+    assert!(err.contains("`resources.time` must be a duration") && err.contains("r.toml:5:"), "{err}");
+}

@@ -292,6 +292,32 @@ impl Store {
         Ok(KeyLock { file })
     }
 
+    /// Checks that advisory locks work where the cache lives (what a cache shared by several
+    /// hosts needs: flock over NFSv4, Lustre with `flock`, …): two open file descriptions of one
+    /// file must not both hold an exclusive lock. A filesystem where the second lock succeeds,
+    /// or where locking fails, is refused with the reason; a read-only cache is not checked.
+    pub fn check_locks(&self) -> Result<()> {
+        let p = self.root.join("locks").join(".probe");
+        let open = || fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p);
+        let (Ok(a), Ok(b)) = (open(), open()) else { return Ok(()) };
+        let refuse = |why: String| {
+            Err(Error::Usage(format!(
+                "the cache {} cannot be shared across hosts: {why}. Put it on a filesystem with working flock (local disk, NFSv4, Lustre mounted with -o flock) or pass --cache-dir",
+                self.root.display()
+            )))
+        };
+        if let Err(e) = a.try_lock() {
+            return refuse(format!("taking a lock failed ({e})"));
+        }
+        let second = b.try_lock();
+        let _ = a.unlock();
+        if second.is_ok() {
+            let _ = b.unlock();
+            return refuse("two exclusive locks on one file both succeeded".into());
+        }
+        Ok(())
+    }
+
     /// Whether some process (this one included) holds the lock of `key` now.
     pub fn is_locked(&self, key: &str) -> bool {
         let p = self.root.join("locks").join(format!("{key}.lock"));

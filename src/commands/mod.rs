@@ -14,8 +14,10 @@ macro_rules! out {
 
 mod compare;
 mod dag;
+mod exec_instance;
 mod explain;
 mod gc;
+mod log;
 mod report;
 mod run;
 mod stages;
@@ -31,11 +33,22 @@ use std::path::{Path, PathBuf};
 /// Runs the parsed command; the exit code, or the error `main` maps to one.
 pub fn dispatch(cli: &Cli) -> Result<i32> {
     match &cli.command {
-        Command::Run { sel, force, jobs, dry_run, keep_going, json } => run::run(
+        Command::Run { sel, force, jobs, dry_run, keep_going, json, executor } => run::run(
             cli,
             sel,
-            &run::Flags { force, jobs: *jobs, dry_run: *dry_run, keep_going: *keep_going, json: *json },
+            &run::Flags {
+                force,
+                jobs: *jobs,
+                dry_run: *dry_run,
+                keep_going: *keep_going,
+                json: *json,
+                executor: executor.as_deref(),
+            },
         ),
+        Command::Log { sel, stage } => log::log(cli, sel, stage),
+        Command::ExecInstance { pipeline, sets, profile, instance, key, threads, force } => {
+            exec_instance::exec_instance(cli, pipeline, sets, profile, instance, key, *threads, *force)
+        }
         Command::Status { sel, json } => status::status(cli, sel, *json),
         Command::Dag { sel, format } => dag::dag(sel, *format),
         Command::Explain { target, what, sets, profile } => explain::explain(cli, target, what, sets, profile),

@@ -2,13 +2,18 @@
 
 use super::{cache_dir, load_sel};
 use crate::cli::{Cli, Select};
+use crate::config::{ExecutorKind, Settings};
+use repro_engine::diag::Error;
 use repro_engine::diag::{exit, Result};
-use repro_engine::exec::{self, LocalExecutor, RunOptions, Status, Summary};
+use repro_engine::exec::slurm::{self, SlurmConfig, SlurmExecutor};
+use repro_engine::exec::{self, Executor, LocalExecutor, RunOptions, Status, Summary};
 use repro_engine::plan::Plan;
 use repro_engine::project_root;
 use repro_engine::provenance::{self, publish};
 use repro_engine::store::Store;
 use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
 
 /// The flags of `run` beyond the selection.
 pub struct Flags<'a> {
@@ -17,15 +22,30 @@ pub struct Flags<'a> {
     pub dry_run: bool,
     pub keep_going: bool,
     pub json: bool,
+    pub executor: Option<&'a str>,
 }
 
 pub fn run(cli: &Cli, sel: &Select, f: &Flags) -> Result<i32> {
     let plan = load_sel(sel)?;
     let root = project_root(&sel.pipeline);
-    let store = Store::open(&cache_dir(cli, &root))?;
+    let settings = crate::config::settings(&root, sel.profile.as_deref(), f.executor)?;
+    let cache = cache_dir(cli, &root);
+    let store = Store::open(&cache)?;
     store.clean_tmp();
+    let slurm = match settings.executor {
+        ExecutorKind::Local => None,
+        ExecutorKind::Slurm => {
+            // The nodes and this process meet in the cache: its locks must work across hosts.
+            store.check_locks()?;
+            Some(SlurmExecutor::new(slurm_config(&sel.pipeline, sel, &root, &cache, &settings)?))
+        }
+    };
+    let local_jobs = || std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let opts = RunOptions {
-        jobs: f.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+        jobs: match &slurm {
+            Some(_) => f.jobs.or(settings.slurm.max_jobs).unwrap_or(100),
+            None => f.jobs.unwrap_or_else(local_jobs),
+        },
         keep_going: f.keep_going,
         dry_run: f.dry_run,
         force: f.force.to_vec(),
@@ -34,7 +54,14 @@ pub fn run(cli: &Cli, sel: &Select, f: &Flags) -> Result<i32> {
         quiet: cli.quiet || f.json,
     };
     let t0 = std::time::Instant::now();
-    let (summary, records) = exec::run(&plan, &store, &root, &opts, &LocalExecutor)?;
+    let executor: &dyn Executor = match &slurm {
+        Some(s) => s,
+        None => &LocalExecutor,
+    };
+    let (summary, records) = exec::run(&plan, &store, &root, &opts, executor)?;
+    if let (Some(s), true) = (&slurm, summary.interrupted) {
+        slurm::cancel_all(s);
+    }
     if !f.dry_run {
         let variant = provenance::variant(&plan.spec)?;
         publish(&plan, &store, &root, &records, variant.as_ref())?;
@@ -46,6 +73,7 @@ pub fn run(cli: &Cli, sel: &Select, f: &Flags) -> Result<i32> {
         outln!("{}", serde_json::to_string_pretty(&summary).unwrap());
     } else if f.dry_run {
         print_dry_run(&plan, &summary);
+        print_estimate(&plan, &store, &summary);
     } else if !cli.quiet {
         eprintln!(
             "{}: {} ran, {} cached, {} failed in {:.2}s",
@@ -77,5 +105,64 @@ fn print_dry_run(plan: &Plan, summary: &Summary) {
     let later = plan.instances.len() - summary.stages.len();
     if later > 0 {
         outln!("({later} more downstream instances would run once their inputs exist)");
+    }
+}
+
+/// The Slurm executor's settings for this run: this binary, the pipeline and the cache as
+/// absolute paths (the nodes see the same shared filesystem), the overrides passed on.
+fn slurm_config(pipeline: &Path, sel: &Select, root: &Path, cache: &Path, s: &Settings) -> Result<SlurmConfig> {
+    let abs = |p: &Path| std::path::absolute(p).map_err(|e| Error::io(format!("cannot resolve {}", p.display()), e));
+    let poll = s.slurm.poll_seconds.unwrap_or(2.0);
+    if !(poll.is_finite() && poll > 0.0) {
+        return Err(Error::Usage(format!("repro.toml: slurm.poll_seconds must be positive, got {poll}")));
+    }
+    Ok(SlurmConfig {
+        repro: std::env::current_exe().map_err(|e| Error::io("cannot find the repro binary", e))?,
+        pipeline: abs(pipeline)?,
+        sets: sel.sets.clone(),
+        profile: sel.profile.clone(),
+        root: abs(root)?,
+        cache_dir: abs(cache)?,
+        partition: s.slurm.partition.clone(),
+        default_cpus: s.slurm.cpus.unwrap_or(2).max(1),
+        poll: Duration::from_secs_f64(poll),
+        retries: s.slurm.retries.unwrap_or(0),
+        sbatch_args: s.slurm.sbatch_args.clone().unwrap_or_default(),
+    })
+}
+
+/// What the instances that would run cost when they ran before with the same params (an
+/// earlier run of the same instance whose inputs have changed since): CPU-hours from their
+/// run records. Instances never run at these params have no estimate, and say so.
+fn print_estimate(plan: &Plan, store: &Store, summary: &Summary) {
+    let cached: std::collections::BTreeSet<&str> =
+        summary.stages.iter().filter(|s| s.status == Status::Cached).map(|s| s.name.as_str()).collect();
+    let index = store.read_index(&plan.spec.path);
+    let (mut n, mut known, mut cpu, mut wall) = (0usize, 0usize, 0.0f64, 0.0f64);
+    for inst in plan.instances.iter().filter(|i| !cached.contains(i.name.as_str())) {
+        n += 1;
+        let rec = index
+            .get(&inst.name)
+            .and_then(|ki| store.read_record(&ki.key()))
+            .filter(|r| r.key_input.params == inst.params);
+        if let Some(r) = rec {
+            let threads: f64 = r.environment.get("threads").and_then(|t| t.parse().ok()).unwrap_or(1.0);
+            known += 1;
+            cpu += r.seconds * threads;
+            wall += r.seconds;
+        }
+    }
+    if n == 0 {
+        return;
+    }
+    if known == 0 {
+        outln!("{n} instances would run; none ran before at these params, so there is no duration estimate");
+    } else {
+        outln!(
+            "{n} instances would run; {known} ran before at the same params: {:.2} CPU-hours ({:.2} h of wall time one after another); {} have no recorded duration",
+            cpu / 3600.0,
+            wall / 3600.0,
+            n - known
+        );
     }
 }

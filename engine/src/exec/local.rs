@@ -21,6 +21,10 @@ pub fn environment(threads: usize) -> BTreeMap<String, String> {
     env.insert("threads".into(), threads.to_string());
     let host = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
     env.insert("host".into(), host);
+    // Under Slurm (`repro exec-instance` in a job): which job computed it.
+    if let Ok(id) = std::env::var("SLURM_JOB_ID") {
+        env.insert("slurm_job_id".into(), id);
+    }
     #[cfg(target_arch = "x86_64")]
     {
         let mut f = Vec::new();

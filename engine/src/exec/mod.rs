@@ -14,6 +14,7 @@
 mod local;
 mod recompute;
 mod schedule;
+pub mod slurm;
 
 pub use local::{environment, LocalExecutor};
 pub use recompute::{agree, recompute, Agreement, OutputCheck, Scratch};
@@ -274,4 +275,47 @@ pub enum JobError {
 pub trait Executor: Sync {
     /// Computes the job (or finds that another process just did).
     fn execute(&self, job: &Job, store: &Store) -> std::result::Result<Computed, JobError>;
+    /// The threads an instance gets: its `resources.cpus`, else what its kind can use, within
+    /// the run's budget (`--jobs`).
+    fn threads(&self, inst: &Instance, budget: usize) -> usize {
+        inst.resources.cpus.unwrap_or_else(|| inst.stage.threads(&inst.params)).clamp(1, budget)
+    }
+    /// How much of the run's budget a job with `threads` threads holds while it runs: its
+    /// threads here; one job slot for a cluster, whose budget is the jobs in flight.
+    fn slots(&self, threads: usize) -> usize {
+        threads
+    }
+}
+
+/// The stored artifacts bound to each input slot of instance `i`, from keys resolved against
+/// the cache (`resolve_keys`): every input must be cached, and is verified against its hash.
+pub fn stored_inputs(
+    plan: &Plan,
+    store: &Store,
+    states: &[KeyState],
+    i: usize,
+) -> std::result::Result<BTreeMap<String, Vec<InputArtifact>>, JobError> {
+    let mut inputs = BTreeMap::new();
+    for (slot, binds) in &plan.instances[i].inputs {
+        let mut arts = Vec::new();
+        for b in binds {
+            let up = &plan.instances[b.instance];
+            let rec = states[b.instance]
+                .record
+                .as_ref()
+                .ok_or_else(|| JobError::Store(format!("input `{}` is not cached", up.name)))?;
+            let o = &rec.outputs[&b.output];
+            if !store.verify_object(&o.hash) {
+                return Err(JobError::CorruptInput(up.name.clone()));
+            }
+            arts.push(InputArtifact {
+                path: store.object_path(&o.hash),
+                hash: o.hash.clone(),
+                axes: up.axes.clone(),
+                producer: up.name.clone(),
+            });
+        }
+        inputs.insert(slot.clone(), arts);
+    }
+    Ok(inputs)
 }

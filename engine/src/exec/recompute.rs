@@ -5,11 +5,9 @@
 use super::local::run_stage;
 use super::{Job, JobError, KeyState};
 use crate::plan::Plan;
-use crate::store::{Record, Store};
+use crate::store::Store;
 use indicatif::ProgressBar;
-use repro_core::InputArtifact;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// How a recomputed output compares with the stored one.
@@ -61,27 +59,7 @@ pub fn recompute(
     let (Some(ki), Some(rec)) = (&states[i].key_input, &states[i].record) else {
         return Err(JobError::Store(format!("`{}` has no cached result to check", inst.name)));
     };
-    let mut inputs = BTreeMap::new();
-    for (slot, binds) in &inst.inputs {
-        let mut arts = Vec::new();
-        for b in binds {
-            let up: &Record = states[b.instance]
-                .record
-                .as_ref()
-                .ok_or_else(|| JobError::Store(format!("input `{}` is not cached", plan.instances[b.instance].name)))?;
-            let o = &up.outputs[&b.output];
-            if !store.verify_object(&o.hash) {
-                return Err(JobError::CorruptInput(plan.instances[b.instance].name.clone()));
-            }
-            arts.push(InputArtifact {
-                path: store.object_path(&o.hash),
-                hash: o.hash.clone(),
-                axes: plan.instances[b.instance].axes.clone(),
-                producer: plan.instances[b.instance].name.clone(),
-            });
-        }
-        inputs.insert(slot.clone(), arts);
-    }
+    let inputs = super::stored_inputs(plan, store, states, i)?;
     let job = Job {
         inst,
         key: rec.key.clone(),

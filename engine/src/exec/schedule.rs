@@ -38,7 +38,7 @@ pub fn run(
             return Err(Error::Usage(format!("--force: no stage or instance `{f}`")));
         }
     }
-    let mut s = Scheduler::new(plan, store, root, opts, selected);
+    let mut s = Scheduler::new(plan, store, root, opts, selected, executor);
     let (tx, rx) = mpsc::channel::<Done>();
     std::thread::scope(|scope| loop {
         s.settle_ready();
@@ -85,6 +85,7 @@ pub fn run(
 /// The scheduler's state for one run.
 struct Scheduler<'a> {
     plan: &'a Plan,
+    executor: &'a dyn Executor,
     store: &'a Store,
     root: &'a Path,
     opts: &'a RunOptions,
@@ -111,7 +112,14 @@ struct Scheduler<'a> {
 }
 
 impl<'a> Scheduler<'a> {
-    fn new(plan: &'a Plan, store: &'a Store, root: &'a Path, opts: &'a RunOptions, selected: Vec<bool>) -> Self {
+    fn new(
+        plan: &'a Plan,
+        store: &'a Store,
+        root: &'a Path,
+        opts: &'a RunOptions,
+        selected: Vec<bool>,
+        executor: &'a dyn Executor,
+    ) -> Self {
         let n = plan.instances.len();
         let deps_left: Vec<usize> = (0..n).map(|i| plan.producers(i).len()).collect();
         let mut position = vec![0; n];
@@ -132,6 +140,7 @@ impl<'a> Scheduler<'a> {
         let jobs = opts.jobs.max(1);
         Scheduler {
             plan,
+            executor,
             store,
             root,
             opts,
@@ -231,14 +240,15 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    /// Hands queued instances to `spawn` while the thread budget allows (one job always may
-    /// run), in plan order.
+    /// Hands queued instances to `spawn` while the budget allows (one job always may run), in
+    /// plan order. The budget is threads for the local executor, jobs in flight for a cluster.
     fn dispatch(&mut self, mut spawn: impl FnMut(usize, Job<'a>, usize)) {
         let position = &self.position;
         self.to_run.make_contiguous().sort_by_key(|(i, _, _)| position[*i]);
         while let Some((i, _, _)) = self.to_run.front() {
             let inst = &self.plan.instances[*i];
-            let want = inst.stage.threads(&inst.params).clamp(1, self.jobs);
+            let threads = self.executor.threads(inst, self.jobs);
+            let want = self.executor.slots(threads).clamp(1, self.jobs);
             if self.stop || CANCEL.load(Ordering::Relaxed) || (want > self.free && self.running > 0) {
                 break;
             }
@@ -254,7 +264,7 @@ impl<'a> Scheduler<'a> {
                 key,
                 key_input,
                 inputs: self.artifacts(i),
-                threads: granted,
+                threads,
                 force: self.plan.named(i, &self.opts.force),
                 root: self.root,
                 bar,

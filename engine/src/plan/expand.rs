@@ -5,7 +5,7 @@
 
 use super::interpolate::interpolate;
 use super::refs::{parse_ref, Ref};
-use super::{derive_seed, Instance};
+use super::{derive_seed, Instance, Resources};
 use crate::diag::{Loc, Problem};
 use crate::spec::{Spec, StageSpec, Val, V};
 use repro_core::{closest, lookup, InputSlot, ParamError, Registry, Stage};
@@ -220,6 +220,10 @@ impl Pass<'_> {
             .as_ref()
             .map(|(r, l)| interpolate(&Val { v: V::Str(r.clone()), loc: l.clone() }, &env, problems).display());
         check_names(st, &name, report.as_deref(), &outputs, problems);
+        let resources = match &st.resources {
+            Some(r) => resources(&interpolate(r, &env, problems), problems),
+            None => Resources::default(),
+        };
         Instance {
             name,
             stage_name: st.name.clone(),
@@ -232,9 +236,92 @@ impl Pass<'_> {
             outputs,
             external,
             report,
+            resources,
             loc: st.loc.clone(),
         }
     }
+}
+
+/// `resources = { cpus, mem, time, gpus, partition }`, checked field by field.
+fn resources(v: &Val, problems: &mut Vec<Problem>) -> Resources {
+    let mut r = Resources::default();
+    let V::Table(entries) = &v.v else { return r };
+    let count = |k: &str, x: &Val, problems: &mut Vec<Problem>| -> Option<usize> {
+        let n = match &x.v {
+            V::Int(i) if *i >= 0 => Some(*i as usize),
+            V::Str(s) => s.trim().parse::<usize>().ok(),
+            _ => None,
+        };
+        if n.is_none() || (k == "cpus" && n == Some(0)) {
+            problems.push(Problem::at(
+                &x.loc,
+                format!("`resources.{k}` must be a whole number{}", if k == "cpus" { " ≥ 1" } else { "" }),
+                "not a count",
+            ));
+        }
+        n
+    };
+    for (k, kl, x) in entries {
+        match k.as_str() {
+            "cpus" => r.cpus = count(k, x, problems),
+            "gpus" => r.gpus = count(k, x, problems),
+            "mem" | "time" | "partition" => {
+                let text = match &x.v {
+                    V::Str(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+                    V::Int(i) if k != "partition" => Some(i.to_string()),
+                    _ => None,
+                };
+                let ok = match (k.as_str(), &text) {
+                    ("mem", Some(t)) => valid_mem(t),
+                    ("time", Some(t)) => slurm_time(t).is_some(),
+                    (_, t) => t.is_some(),
+                };
+                if !ok {
+                    let want = match k.as_str() {
+                        "mem" => "a size such as \"4G\" or \"500M\"",
+                        "time" => "a duration such as \"2h\", \"90m\", \"1:30:00\" or \"1-0\"",
+                        _ => "a partition name",
+                    };
+                    problems.push(Problem::at(&x.loc, format!("`resources.{k}` must be {want}"), "bad value"));
+                }
+                match k.as_str() {
+                    "mem" => r.mem = text,
+                    "time" => r.time = text.and_then(|t| slurm_time(&t)),
+                    _ => r.partition = text,
+                }
+            }
+            other => problems.push(
+                Problem::at(kl, format!("unknown resource `{other}`"), "unknown key")
+                    .help("resources are cpus, mem, time, gpus and partition"),
+            ),
+        }
+    }
+    r
+}
+
+/// `4G`, `500M`, `1T`, `1024` (Slurm's default unit is MB).
+fn valid_mem(t: &str) -> bool {
+    let digits = t.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && t.len() - digits.len() <= 1
+}
+
+/// A wall-time limit in Slurm's syntax: `2h` → `2:00:00`, `90m` → `90`, `45s` → `0:45`; Slurm's
+/// own forms (`30`, `1:30:00`, `1-0`, `1-12:00`) pass through.
+pub fn slurm_time(t: &str) -> Option<String> {
+    let t = t.trim();
+    let num = |s: &str| s.parse::<u64>().ok();
+    if let Some(h) = t.strip_suffix('h') {
+        return num(h).map(|h| format!("{h}:00:00"));
+    }
+    if let Some(m) = t.strip_suffix('m') {
+        return num(m).map(|m| m.to_string());
+    }
+    if let Some(s) = t.strip_suffix('s') {
+        return num(s).map(|s| format!("{}:{:02}", s / 60, s % 60));
+    }
+    let ok =
+        t.split(['-', ':']).all(|p| num(p).is_some()) && t.matches('-').count() <= 1 && t.matches(':').count() <= 2;
+    ok.then(|| t.to_string())
 }
 
 /// Report and output names become file names: each must be a plain name (reported once per

@@ -58,8 +58,26 @@ pub struct Instance {
     pub base_seed: u64,
     /// The report name its outputs are published under, if any.
     pub report: Option<String>,
+    /// What it asks of the machine or cluster (never part of its key).
+    pub resources: Resources,
     /// Where its stage is defined.
     pub loc: Loc,
+}
+
+/// `resources = { … }` of a stage, after vars: the local executor gives `cpus` threads, the
+/// Slurm executor asks for all of them. Unset fields take the executor's defaults.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Resources {
+    /// CPUs (threads) per instance; default: what the stage kind can use.
+    pub cpus: Option<usize>,
+    /// Memory, in Slurm's syntax (`4G`, `500M`).
+    pub mem: Option<String>,
+    /// Wall-time limit, in Slurm's syntax (`2:00:00`, `30`, `1-0`) or `2h`, `90m`.
+    pub time: Option<String>,
+    /// GPUs per instance.
+    pub gpus: Option<usize>,
+    /// Slurm partition.
+    pub partition: Option<String>,
 }
 
 /// A planned pipeline: instances, their graph and a dependency order.

@@ -100,6 +100,9 @@ pub struct StageSpec {
     pub seed: Option<(u64, Loc)>,
     /// Axes that vary the instance seed (default: all of the matrix).
     pub seed_axes: Option<(Vec<String>, Loc)>,
+    /// `resources = { cpus, mem, time, gpus, partition }`: what an instance asks of the
+    /// machine or the cluster (not part of the cache key).
+    pub resources: Option<Val>,
     /// Every other key: input references and params, with the key's location.
     pub entries: Vec<(String, Loc, Val)>,
 }

@@ -1,5 +1,5 @@
 //! `[stage.NAME]` tables become [`StageSpec`]s: the keys the engine reads itself (`kind`,
-//! `matrix`, `report`, `seed`, `seed_axes`) are taken out, every other key (inputs and params)
+//! `matrix`, `report`, `resources`, `seed`, `seed_axes`) are taken out, every other key (inputs and params)
 //! is kept with its location for planning.
 
 use super::files::Loader;
@@ -40,6 +40,7 @@ pub(super) fn stage_specs(ld: &mut Loader, raw_stages: Vec<(String, Loc, Val)>) 
             report: None,
             seed: None,
             seed_axes: None,
+            resources: None,
             entries: vec![],
         };
         for (k, kl, v) in entries {
@@ -81,6 +82,13 @@ fn stage_key(st: &mut StageSpec, k: String, kl: Loc, v: Val, problems: &mut Vec<
             _ => {
                 problems.push(Problem::at(&v.loc, "`seed_axes` must be a list of axis names", "not a list of strings"))
             }
+        },
+        "resources" => match &v.v {
+            V::Table(_) => st.resources = Some(v),
+            _ => problems.push(
+                Problem::at(&v.loc, "`resources` must be a table", "not a table")
+                    .help("e.g. resources = { cpus = 2, mem = \"4G\", time = \"2h\", gpus = 0, partition = \"gpu\" }"),
+            ),
         },
         "seed" => match &v.v {
             V::Int(i) if *i >= 0 => st.seed = Some((*i as u64, v.loc.clone())),
