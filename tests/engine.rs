@@ -461,3 +461,21 @@ fn bad_resources_are_errors_with_their_place() {
     assert!(err.contains("unknown resource `cpu`") && err.contains("cpus, mem, time, gpus and partition"), "{err}");
     assert!(err.contains("`resources.time` must be a duration") && err.contains("r.toml:5:"), "{err}");
 }
+
+/// A `command` stage's stdout and stderr are kept with its run, after success and after
+/// failure, and `repro log` prints them.
+#[test]
+fn command_output_is_kept_and_shown_by_repro_log() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/l.toml",
+        "[pipeline]\nname = \"l\"\n[vars]\ncode = 0\n[stage.a]\nkind = \"command\"\nrun = [\"sh\", \"-c\", \"echo to-stdout; echo to-stderr >&2; echo 1 > {out:out}; exit ${code}\"]\n",
+    );
+    assert_eq!(p.run_json(&["pipelines/l.toml"])["ran"], 1);
+    let text = String::from_utf8(p.repro(&["log", "pipelines/l.toml", "a"]).stdout).unwrap();
+    assert!(text.contains("/stdout\nto-stdout\n") && text.contains("/stderr\nto-stderr\n"), "{text}");
+    // A failing run keeps its output too (under the key of that run).
+    assert_eq!(p.run_json(&["pipelines/l.toml", "--set", "code=4"])["failed"], 1);
+    let text = String::from_utf8(p.repro(&["log", "pipelines/l.toml", "a", "--set", "code=4"]).stdout).unwrap();
+    assert!(text.contains("to-stderr"), "{text}");
+}

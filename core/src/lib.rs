@@ -220,6 +220,11 @@ pub trait Stage: Send + Sync {
     }
 }
 
+/// A directory a stage may create in its `out_dir` for logs (a child process's stdout and
+/// stderr): the executor keeps its files with the run, beside the store's other logs of the
+/// key (`repro log`), whether the stage succeeded or failed. It is never an output.
+pub const LOG_DIR: &str = ".logs";
+
 /// One cell of a table a stage wrote, and where its value came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellSource {

@@ -6,6 +6,7 @@
 //!   runs/ab/<key>.json       one run record per stage key: outputs → object hashes, metrics, times
 //!   index/<pipeline>.json    last key of each instance of a pipeline (for `status` reasons)
 //!   locks/<key>.lock         per-key advisory locks (flock): two processes never compute one key
+//!   logs/<key>/              what runs of the key printed (command output, Slurm job logs)
 //!   tmp/                     work directories and files being written
 //!   quarantine/              objects whose bytes no longer match their hash
 //!   filememo.json            (path, size, mtime, inode) → content hash of external files

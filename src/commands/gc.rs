@@ -41,9 +41,18 @@ pub fn gc(cli: &Cli, keep: &[PathBuf], dry_run: bool) -> Result<i32> {
             }
         }
     }
+    // Logs of keys no kept pipeline reaches (never following a symbolic link).
+    let mut n_logs = 0;
+    for e in std::fs::read_dir(store.root.join("logs")).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let real_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        if real_dir && !live_keys.contains(&name) && (dry_run || std::fs::remove_dir_all(e.path()).is_ok()) {
+            n_logs += 1;
+        }
+    }
     let verb = if dry_run { "would free" } else { "freed" };
     outln!(
-        "{verb} {bytes} bytes: {n_obj} objects, {n_rec} run records (kept {} records of {} pipelines)",
+        "{verb} {bytes} bytes: {n_obj} objects, {n_rec} run records, {n_logs} log directories (kept {} records of {} pipelines)",
         live_keys.len(),
         keep.len()
     );

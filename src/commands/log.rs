@@ -28,7 +28,7 @@ pub fn log(cli: &Cli, sel: &Select, stage: &str) -> Result<i32> {
         let mut files: Vec<_> = std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
         files.sort();
         if files.is_empty() {
-            outln!("== {name} (key {}): no logs kept (it ran in-process, or has not run)", &key[..12]);
+            outln!("== {name} (key {}): no logs kept (a stage that writes none, or one that has not run)", &key[..12]);
         }
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap_or_default();

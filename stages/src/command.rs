@@ -86,6 +86,12 @@ impl TypedStage for Command {
             Spawn::Start(e) => StageError::param("run", format!("cannot start `{}`: {e}", argv[0])),
             Spawn::Cancelled => StageError::cancelled(),
         })?;
+        // Kept by the executor with the run (`repro log`), whether the command succeeded or not.
+        let logs = ctx.out_dir.join(repro_core::LOG_DIR);
+        if std::fs::create_dir_all(&logs).is_ok() {
+            let _ = std::fs::write(logs.join("stdout"), &out.stdout);
+            let _ = std::fs::write(logs.join("stderr"), &out.stderr);
+        }
         let tail = |b: &[u8]| {
             let s = String::from_utf8_lossy(b);
             let lines: Vec<&str> = s.lines().collect();

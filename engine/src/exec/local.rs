@@ -84,6 +84,7 @@ impl Executor for LocalExecutor {
             }
             Ok((metrics, outputs))
         });
+        keep_logs(store, &job.key, &work);
         let _ = std::fs::remove_dir_all(&work);
         let (metrics, outputs) = result?;
         let rec = Record {
@@ -100,6 +101,20 @@ impl Executor for LocalExecutor {
         };
         store.write_record(&rec).map_err(|e| JobError::Store(e.to_string()))?;
         Ok(Computed::Ran(rec))
+    }
+}
+
+/// Moves what the stage wrote to its log directory into `<cache>/logs/<key>/` (replacing the
+/// previous run's), so that `repro log` shows it after success and after failure alike.
+fn keep_logs(store: &Store, key: &str, work: &Path) {
+    let from = work.join(repro_core::LOG_DIR);
+    let Ok(entries) = std::fs::read_dir(&from) else { return };
+    let to = store.root.join("logs").join(key);
+    if std::fs::create_dir_all(&to).is_err() {
+        return;
+    }
+    for e in entries.flatten() {
+        let _ = std::fs::rename(e.path(), to.join(e.file_name()));
     }
 }
 
