@@ -38,6 +38,7 @@ fn run() -> i32 {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
+        .with_ansi(color())
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
@@ -50,7 +51,7 @@ fn run() -> i32 {
     match commands::dispatch(&cli) {
         Ok(code) => code,
         Err(Error::Invalid(problems, sources)) => {
-            eprint!("{}", render(&problems, &sources, std::io::stderr().is_terminal()));
+            eprint!("{}", render(&problems, &sources, color()));
             exit::INVALID
         }
         Err(e) => {
@@ -58,4 +59,13 @@ fn run() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// Colour on standard error: `CLICOLOR_FORCE` (not "0") forces it, `NO_COLOR` (any value)
+/// turns it off, else only on a terminal (https://no-color.org, https://bixense.com/clicolors).
+fn color() -> bool {
+    if std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") {
+        return true;
+    }
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }

@@ -2,7 +2,7 @@
 //! change reruns.
 
 mod common;
-use common::{compiles_with_pdflatex, with_status, Proj};
+use common::{compiles_with_pdflatex, published, with_status, Proj};
 
 const TINY: &[&str] = &[
     "--set",
@@ -50,44 +50,46 @@ fn dgex_table3_end_to_end() {
     let p = project();
     let first = p.run_json(&args(&["-j", "2"]));
     assert_eq!(first["failed"], 0, "{first}");
-    for f in [
-        "dgex_table3.md",
-        "dgex_table3.tex",
-        "dgex_table3.csv",
-        "dgex_table3.json",
-        "dgex_table3.provenance.json",
-        "dgex_table3_lr.svg",
-        "dgex_table3_loss.svg",
+    // The tiny settings make a variant: reports/dgex_table3@….*, never the default files.
+    for (name, ext) in [
+        ("dgex_table3", "md"),
+        ("dgex_table3", "tex"),
+        ("dgex_table3", "csv"),
+        ("dgex_table3", "parquet"),
+        ("dgex_table3", "json"),
+        ("dgex_table3", "provenance.json"),
+        ("dgex_table3_lr", "svg"),
+        ("dgex_table3_loss", "png"),
     ] {
-        assert!(p.path(&format!("reports/{f}")).is_file(), "missing reports/{f}");
+        let f = published(&first, name, ext);
+        assert!(f.contains('@') && p.path(&f).is_file(), "missing {f}");
     }
-    let md = std::fs::read_to_string(p.path("reports/dgex_table3.md")).unwrap();
+    assert!(!p.path("reports/dgex_table3.md").exists());
+    let file = |ext: &str| published(&first, "dgex_table3", ext);
+    let md = std::fs::read_to_string(p.path(&file("md"))).unwrap();
     assert!(md.contains("| Epochs | D-GEX(D) (8) | D-GEX(D) (16) | D-GEX(L) (8) | D-GEX(L) (16) |"), "{md}");
     assert!(md.contains("Synthetic GEO-like data") && md.contains("LALR variant `paper`"), "{md}");
 
     // The generated LaTeX compiles inside a minimal document (CI installs pdflatex).
     compiles_with_pdflatex(
         &p.path("latex"),
-        &std::fs::read_to_string(p.path("reports/dgex_table3.tex")).unwrap(),
+        &std::fs::read_to_string(p.path(&file("tex"))).unwrap(),
         "dgex_table3.tex",
     );
 
     // Same seed, same bytes: a second project gives an identical table.
     let q = project();
     q.run_json(&args(&["-j", "1"]));
-    assert_eq!(
-        std::fs::read(q.path("reports/dgex_table3.json")).unwrap(),
-        std::fs::read(p.path("reports/dgex_table3.json")).unwrap()
-    );
+    assert_eq!(std::fs::read(q.path(&file("json"))).unwrap(), std::fs::read(p.path(&file("json"))).unwrap());
 
     // Provenance: a cell maps to the evaluate instances behind it and their upstream keys.
     let prov: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(p.path("reports/dgex_table3.provenance.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(p.path(&file("provenance.json"))).unwrap()).unwrap();
     let cell = prov["cells"].as_array().unwrap().iter().find(|c| c["cell"] == "R1C1").unwrap();
     let sources = cell["sources"].as_array().unwrap();
     assert_eq!(sources.len(), 2, "two replicates behind each cell");
     assert!(sources[0]["instance"].as_str().unwrap().starts_with("eval_d["));
-    let explain = p.repro(&["explain", "reports/dgex_table3.md", "R1C1"]);
+    let explain = p.repro(&["explain", &file("md"), "R1C1"]);
     let text = String::from_utf8(explain.stdout).unwrap();
     assert!(
         text.contains("from     eval_d[epochs=2,hidden=8,model=dgex_d,rep=1]") && text.contains("<- train_d["),
@@ -114,8 +116,8 @@ fn lalr_variant_switch_is_reported() {
     let p = project();
     let doc = p.run_json(&args(&["--set", "lalr=published_code", "--set", "hidden_sizes=[8]", "--set", "reps=[1]"]));
     assert_eq!(doc["failed"], 0, "{doc}");
-    let md = std::fs::read_to_string(p.path("reports/dgex_table3.md")).unwrap();
-    assert!(md.contains("LALR variant `published_code`"), "{md}");
+    let md = std::fs::read_to_string(p.path(&published(&doc, "dgex_table3", "md"))).unwrap();
+    assert!(md.contains("LALR variant `published_code`") && md.contains("--set lalr=published_code"), "{md}");
 }
 
 /// Writes a float64 C-order .npy file (numpy format version 1.0).
@@ -167,7 +169,7 @@ fn real_data_pipeline_reads_the_dgex_arrays() {
         "save_at=[2, 4]",
     ]);
     assert_eq!(doc["failed"], 0, "{doc}");
-    let md = std::fs::read_to_string(p.path("reports/dgex_table3_real.md")).unwrap();
+    let md = std::fs::read_to_string(p.path(&published(&doc, "dgex_table3_real", "md"))).unwrap();
     assert!(md.contains("D-GEX authors' processed GEO arrays") && md.contains("`data/dgex`"), "{md}");
 }
 
@@ -242,7 +244,7 @@ fn sensitivity_reuses_the_default_setting_and_judges_each_claim_per_setting() {
     assert!(cached.iter().any(|n| n.starts_with("train_l[act=arelu") && n.contains("nl=0.1")), "{cached:?}");
     assert!(ran.iter().any(|n| n.starts_with("train_l[") && n.contains("nl=0.3")), "{ran:?}");
     let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(p.path("reports/dgex_sensitivity.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(p.path(&published(&doc, "dgex_sensitivity", "json"))).unwrap()).unwrap();
     assert_eq!(r["claims"].as_array().unwrap().len(), 4 * 3);
     let sens = r["sensitivity"].as_array().unwrap();
     assert_eq!(sens.len(), 4);

@@ -2,7 +2,7 @@
 //! ones the authors' notebooks printed where the data is the same.
 
 mod common;
-use common::{claims_are_well_formed, project_with, report, run_ok, Proj};
+use common::{claims_are_well_formed, project_with, published_report, report, run_ok, Proj};
 use serde_json::Value;
 
 fn project() -> Proj {
@@ -49,8 +49,9 @@ fn user_supplied_file_fills_its_row() {
         csv.push_str(&format!("{},{y1},{}\n", x.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","), y1 * 2.0));
     }
     p.write("data/energy.csv", &csv);
-    run_ok(&p, &["pipelines/lipschitz_table1.toml", "--set", "energy_csv=data/energy.csv"]);
-    let r = report(&p, "lipschitz_table1");
+    // The user's file makes a variant: reports/lipschitz_table1@energy_csv=….*
+    let doc = run_ok(&p, &["pipelines/lipschitz_table1.toml", "--set", "energy_csv=data/energy.csv"]);
+    let r = published_report(&p, &doc, "lipschitz_table1");
     let c = cell(&r, "Energy efficiency (Y1)", "α = 1/L 1/L");
     assert!(c["mean"].as_f64().is_some_and(|v| v > 0.0), "{c}");
     assert_eq!(cell(&r, "California housing", "α = 1/L 1/L")["value"], "data not bundled");

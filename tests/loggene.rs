@@ -2,7 +2,7 @@
 //! the multi-quantile heads with the crossing penalty.
 
 mod common;
-use common::{claims_are_well_formed, project_with, report, row_cells, run_ok, Proj};
+use common::{claims_are_well_formed, project_with, published_report, report, row_cells, run_ok, Proj};
 
 fn project() -> Proj {
     project_with(&["loggene_table3.toml", "loggene_quantiles.toml"])
@@ -33,8 +33,8 @@ fn table3_cross_validates_and_takes_user_files() {
         csv.push_str(&format!("{},{},{},{y}\n", s * (1.0 + (i % 7) as f64 / 7.0), (i % 5) as f64, s * 0.5));
     }
     p.write("data/heart.csv", &csv);
-    run_ok(&p, &["pipelines/loggene_table3.toml", "--set", "csv_heart=data/heart.csv"]);
-    let r = report(&p, "loggene_table3");
+    let doc = run_ok(&p, &["pipelines/loggene_table3.toml", "--set", "csv_heart=data/heart.csv"]);
+    let r = published_report(&p, &doc, "loggene_table3");
     let heart = row_cells(&r, "Heart disease");
     assert_eq!(heart.len(), 16);
     for c in heart {

@@ -224,14 +224,16 @@ pub fn to_bytes(p: &Provenance) -> String {
 
 /// Copies report outputs to `reports/<report>.<output>` (`reports/<report>@<variant>.<output>`
 /// for a variant, see [`variant`]) and writes their provenance sidecar. The sidecar's `files`
-/// are the hashes of the bytes published.
+/// are the hashes of the bytes published. Returns the files published (`reports/…`, sidecars
+/// included), in plan order.
 pub fn publish(
     plan: &Plan,
     store: &Store,
     root: &Path,
     records: &[Option<Record>],
     variant: Option<&Variant>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
+    let mut published = Vec::new();
     for (i, inst) in plan.instances.iter().enumerate() {
         let (Some(report), Some(rec)) = (&inst.report, &records[i]) else { continue };
         let base = report;
@@ -280,13 +282,15 @@ pub fn publish(
             cells: cells(plan, store, i, rec, records),
             upstream: upstream(plan, i, records),
         };
+        published.extend(prov.files.keys().map(|f| format!("reports/{f}")));
+        published.push(format!("reports/{report}.provenance.json"));
         let text = to_bytes(&prov);
         let dest = dir.join(format!("{report}.provenance.json"));
         if std::fs::read_to_string(&dest).ok().as_deref() != Some(text.as_str()) {
             crate::store::write_atomic_beside(&dest, text.as_bytes())?;
         }
     }
-    Ok(())
+    Ok(published)
 }
 
 /// The upstream chain of instance `i` with what produced each (no wall times: see the module).

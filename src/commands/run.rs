@@ -62,27 +62,36 @@ pub fn run(cli: &Cli, sel: &Select, f: &Flags) -> Result<i32> {
     if let (Some(s), true) = (&slurm, summary.interrupted) {
         slurm::cancel_all(s);
     }
+    let mut reports = Vec::new();
     if !f.dry_run {
         let variant = provenance::variant(&plan.spec)?;
-        publish(&plan, &store, &root, &records, variant.as_ref())?;
-        if let (Some(v), false) = (&variant, cli.quiet || f.json) {
-            eprintln!("reports of this variant are published as reports/<report>@{}.*", v.name);
-        }
+        reports = publish(&plan, &store, &root, &records, variant.as_ref())?;
     }
+    let elapsed = t0.elapsed().as_secs_f64();
     if f.json {
-        outln!("{}", serde_json::to_string_pretty(&summary).unwrap());
+        let mut doc = serde_json::to_value(&summary).unwrap();
+        // Per instance, what its stage returned besides files (metrics, verdicts).
+        let metrics: std::collections::BTreeMap<&str, &serde_json::Map<String, serde_json::Value>> = plan
+            .instances
+            .iter()
+            .zip(&records)
+            .filter_map(|(i, r)| Some((i.name.as_str(), &r.as_ref()?.metrics)))
+            .collect();
+        for s in doc["stages"].as_array_mut().unwrap() {
+            let m = s["name"].as_str().and_then(|n| metrics.get(n)).filter(|m| !m.is_empty());
+            if let Some(m) = m {
+                s["metrics"] = serde_json::Value::Object((*m).clone());
+            }
+        }
+        doc["skipped"] = summary.stages.iter().filter(|s| s.status == Status::Skipped).count().into();
+        doc["seconds"] = elapsed.into();
+        doc["reports"] = reports.into();
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap());
     } else if f.dry_run {
         print_dry_run(&plan, &summary);
         print_estimate(&plan, &store, &summary);
     } else if !cli.quiet {
-        eprintln!(
-            "{}: {} ran, {} cached, {} failed in {:.2}s",
-            plan.spec.name,
-            summary.ran,
-            summary.cached,
-            summary.failed,
-            t0.elapsed().as_secs_f64()
-        );
+        closing(&plan, &summary, &reports, elapsed);
     }
     Ok(if summary.interrupted {
         exit::INTERRUPTED
@@ -164,5 +173,45 @@ fn print_estimate(plan: &Plan, store: &Store, summary: &Summary) {
             wall / 3600.0,
             n - known
         );
+    }
+}
+
+/// The end of a run: the counts, the slowest stages that ran, the reports written, and what a
+/// failure left undone.
+fn closing(plan: &Plan, summary: &Summary, reports: &[String], elapsed: f64) {
+    let skipped = summary.stages.iter().filter(|s| s.status == Status::Skipped).count();
+    let never = plan.instances.len() - summary.stages.len();
+    eprintln!(
+        "{}: {} ran, {} cached, {} failed, {} skipped in {:.2}s",
+        plan.spec.name,
+        summary.ran,
+        summary.cached,
+        summary.failed,
+        skipped + never,
+        elapsed
+    );
+    let mut ran: Vec<&exec::Outcome> = summary.stages.iter().filter(|s| s.status == Status::Ran).collect();
+    ran.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    if ran.len() > 1 && ran[0].seconds >= 1.0 {
+        let top: Vec<String> = ran.iter().take(3).map(|s| format!("{} {:.1}s", s.name, s.seconds)).collect();
+        eprintln!("  slowest: {}", top.join(", "));
+    }
+    if summary.failed > 0 && skipped + never > 0 {
+        eprintln!(
+            "  {} instances were not run because something upstream failed (--keep-going runs the independent ones)",
+            skipped + never
+        );
+    }
+    // Reports grouped by name: reports/x.{md,tex,…}.
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for r in reports.iter().filter(|r| !r.ends_with(".provenance.json")) {
+        let (stem, ext) = r.rsplit_once('.').unwrap_or((r, ""));
+        match groups.iter_mut().find(|(s, _)| s == stem) {
+            Some((_, exts)) => exts.push(ext.to_string()),
+            None => groups.push((stem.to_string(), vec![ext.to_string()])),
+        }
+    }
+    for (stem, exts) in groups {
+        eprintln!("  report  {stem}.{{{}}}", exts.join(","));
     }
 }

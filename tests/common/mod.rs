@@ -164,3 +164,26 @@ pub fn compiles_with_pdflatex(dir: &Path, table: &str, what: &str) -> bool {
     assert!(dir.join("t.pdf").is_file());
     true
 }
+
+/// The file a run published for report `name` and output `ext`, from its `--json` document:
+/// `reports/<name>.<ext>`, or `reports/<name>@<variant>.<ext>` for a run whose `--set` or
+/// `--profile` changed a var (variant reports never overwrite the default ones).
+pub fn published(doc: &serde_json::Value, name: &str, ext: &str) -> String {
+    let files: Vec<&str> =
+        doc["reports"].as_array().expect("no reports in the run document").iter().filter_map(|f| f.as_str()).collect();
+    let hit = files.iter().find(|f| {
+        let Some(rest) = f.strip_prefix("reports/").and_then(|r| r.strip_prefix(name)) else { return false };
+        match rest.strip_prefix('@') {
+            Some(v) => {
+                v.ends_with(&format!(".{ext}")) && (ext == "provenance.json" || !v.ends_with(".provenance.json"))
+            }
+            None => rest == format!(".{ext}"),
+        }
+    });
+    hit.unwrap_or_else(|| panic!("no {name}.{ext} among {files:?}")).to_string()
+}
+
+/// The JSON table a run published for report `name` (default or variant, see [`published`]).
+pub fn published_report(p: &Proj, doc: &serde_json::Value, name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p.path(&published(doc, name, "json"))).unwrap()).unwrap()
+}
