@@ -479,3 +479,24 @@ fn command_output_is_kept_and_shown_by_repro_log() {
     let text = String::from_utf8(p.repro(&["log", "pipelines/l.toml", "a", "--set", "code=4"]).stdout).unwrap();
     assert!(text.contains("to-stderr"), "{text}");
 }
+
+/// A data file that is not there stops the run before anything runs, at the place that named
+/// it (here the var a param takes it from), with how many instances downstream need it; a
+/// run targeting a branch that does not read it is not stopped.
+#[test]
+fn a_missing_data_file_is_found_before_anything_runs() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/m.toml",
+        "[pipeline]\nname = \"m\"\n[vars]\ndata = \"data/missing.csv\"\n[stage.x]\nkind = \"command\"\ncode = [\"${data}\"]\nrun = [\"sh\", \"-c\", \"echo 1 > {out:out}\"]\n[stage.y]\nkind = \"command\"\ninputs = [\"x\"]\nrun = [\"sh\", \"-c\", \"cat {in0} > {out:out}\"]\n[stage.z]\nkind = \"command\"\nrun = [\"sh\", \"-c\", \"echo z > {out:out}\"]\n",
+    );
+    let out = p.repro(&["run", "pipelines/m.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("file `data/missing.csv` does not exist (read by stage `x`)"), "{err}");
+    assert!(err.contains("m.toml:4:8") && err.contains("param `code` via var `data`"), "{err}");
+    assert!(err.contains("1 instance(s) downstream need it"), "{err}");
+    let records = std::fs::read_dir(p.path("cache/runs")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(records, 0, "something ran");
+    assert_eq!(p.run_json(&["pipelines/m.toml", "--target", "z"])["ran"], 1);
+}

@@ -53,6 +53,11 @@ pub fn run(cli: &Cli, sel: &Select, f: &Flags) -> Result<i32> {
         bars: std::io::stderr().is_terminal() && !cli.quiet && !f.json,
         quiet: cli.quiet || f.json,
     };
+    // A data file that is not there fails before anything runs, at the place that named it.
+    let missing = plan.missing_files(&root, &plan.select(&sel.targets)?);
+    if !missing.is_empty() {
+        return Err(Error::Invalid(missing, plan.spec.sources.clone()));
+    }
     let t0 = std::time::Instant::now();
     let executor: &dyn Executor = match &slurm {
         Some(s) => s,
@@ -107,6 +112,7 @@ fn print_dry_run(plan: &Plan, summary: &Summary) {
         let what = match s.status {
             Status::Cached => "cached",
             Status::WouldRun => "would run",
+            Status::Failed => "cannot run",
             _ => "would run (after upstream)",
         };
         outln!("{what:>26}  {}", s.name);

@@ -64,6 +64,27 @@ pub struct Instance {
     pub loc: Loc,
 }
 
+/// Where `path` was written inside a param value: the string itself, or a `"${var}"` whose
+/// var holds it (the var's name and place), searching lists and tables.
+fn written_at(
+    v: &crate::spec::Val,
+    path: &str,
+    vars: &BTreeMap<String, crate::spec::Val>,
+) -> Option<(Option<String>, crate::diag::Loc)> {
+    use crate::spec::V;
+    match &v.v {
+        V::Str(s) if s == path => Some((None, v.loc.clone())),
+        V::Str(s) => {
+            let var = s.strip_prefix("${")?.strip_suffix('}')?;
+            let x = vars.get(var)?;
+            matches!(&x.v, V::Str(t) if t == path).then(|| (Some(var.to_string()), x.loc.clone()))
+        }
+        V::Arr(a) => a.iter().find_map(|x| written_at(x, path, vars)),
+        V::Table(t) => t.iter().find_map(|(_, _, x)| written_at(x, path, vars)),
+        _ => None,
+    }
+}
+
 /// `resources = { … }` of a stage, after vars: the local executor gives `cpus` threads, the
 /// Slurm executor asks for all of them. Unset fields take the executor's defaults.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -184,6 +205,43 @@ impl Plan {
             }
         }
         Ok(sel)
+    }
+
+    /// Files outside the store that selected instances read and that do not exist, each once,
+    /// at the place in the pipeline (or the `--set`) that named it, with how many instances
+    /// downstream would not run: found before anything runs.
+    pub fn missing_files(&self, root: &std::path::Path, selected: &[bool]) -> Vec<crate::diag::Problem> {
+        use crate::diag::Problem;
+        let mut seen: Vec<String> = Vec::new();
+        let mut problems = Vec::new();
+        for (i, inst) in self.instances.iter().enumerate().filter(|(i, _)| selected[*i]) {
+            for p in &inst.external {
+                let path = if std::path::Path::new(p).is_absolute() { p.into() } else { root.join(p) };
+                if path.exists() || seen.contains(p) {
+                    continue;
+                }
+                seen.push(p.clone());
+                let st = self.spec.stages.iter().find(|s| s.name == inst.stage_name);
+                // Where the path was written: the param itself, else the var it came from.
+                let place = st.and_then(|st| {
+                    st.entries.iter().find_map(|(k, _, v)| {
+                        let (var, loc) = written_at(v, p, &self.spec.vars)?;
+                        Some((var.map(|var| format!("{k}` via var `{var}")).unwrap_or_else(|| k.clone()), loc))
+                    })
+                });
+                let downstream = (0..self.instances.len()).filter(|&j| j != i && self.upstream(j).contains(&i)).count();
+                let msg = format!("file `{p}` does not exist (read by stage `{}`)", inst.stage_name);
+                let help = format!(
+                    "paths are relative to the project root {}; {downstream} instance(s) downstream need it",
+                    root.display()
+                );
+                problems.push(match place {
+                    Some((param, loc)) => Problem::at(&loc, msg, format!("param `{param}`: no such file")).help(help),
+                    None => Problem::at(&inst.loc, msg, "this stage reads it").help(help),
+                });
+            }
+        }
+        problems
     }
 
     /// The usage error for a name that matches no stage or instance, with a suggestion.
