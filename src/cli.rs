@@ -7,7 +7,15 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(
     name = "repro",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("REPRO_GIT"), ")"),
+    long_version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        "\ncommit:   ", env!("REPRO_GIT"),
+        "\ntarget:   ", env!("REPRO_TARGET"),
+        "\nprofile:  ", env!("REPRO_PROFILE"),
+        "\nfeatures: none (the CPU kernels pick AVX-512 / AVX2 / FMA at run time)",
+        "\nexecutors: local, slurm"
+    ),
     about = "Regenerate the result tables of ML papers from declarative, content-addressed pipelines"
 )]
 pub struct Cli {
@@ -44,6 +52,7 @@ pub enum DagFormat {
     Text,
     Dot,
     Mermaid,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +89,20 @@ pub enum Command {
         /// Stage or instance name.
         stage: String,
     },
+    /// Shell completions on stdout: `repro completions bash > /etc/bash_completion.d/repro`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff) on stdout: `repro man > repro.1 && man ./repro.1`.
+    Man,
+    /// Start a project here: pipelines/ with a commented example, reports/, a .gitignore for
+    /// the cache, and a repro.toml with the executor settings commented out.
+    Init {
+        /// The directory (default: the current one).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Run one planned instance into the cache (what a Slurm job runs; not for direct use).
     #[command(hide = true)]
     ExecInstance {
@@ -115,6 +138,9 @@ pub enum Command {
         sel: Select,
         #[arg(long, value_enum, default_value = "text")]
         format: DagFormat,
+        /// One node per stage (with its instance count) instead of one per instance.
+        #[arg(long)]
+        stages: bool,
     },
     /// Key, canonical params, inputs, upstream chain and run record of a stage; or, given a
     /// report and a cell (`repro explain reports/dgex_table3.md R2C3`), the chain behind it.

@@ -6,7 +6,6 @@ use super::{cache_dir, load_plan};
 use crate::cli::Cli;
 use repro_engine::diag::{exit, Error, Result};
 use repro_engine::exec::{resolve_keys, KeyState, Trust};
-use repro_engine::key;
 use repro_engine::plan::Plan;
 use repro_engine::project_root;
 use repro_engine::provenance::{self, Provenance};
@@ -41,7 +40,10 @@ fn print_instance(plan: &Plan, store: &Store, states: &[KeyState], i: usize) {
         Some(ki) => {
             outln!("  key      {}", ki.key());
             outln!("  seed     {}", ki.seed);
-            outln!("  params   {}", key::canonical_json(&ki.params));
+            outln!("  params   (canonical, every default filled in; blake3 of the key input is the key)");
+            for (k, v) in ki.params.as_object().into_iter().flatten() {
+                outln!("    {k} = {}", super::stages::toml_value(v));
+            }
             for (slot, ins) in &ki.inputs {
                 for (b, k) in inst.inputs[slot].iter().zip(ins) {
                     outln!("  input    {slot} = {}.{} ({})", plan.instances[b.instance].name, b.output, k.hash);
@@ -60,9 +62,10 @@ fn print_instance(plan: &Plan, store: &Store, states: &[KeyState], i: usize) {
                     );
                     for (o, obj) in &r.outputs {
                         outln!("  output   {o} = {} ({} bytes)", obj.hash, obj.size);
+                        outln!("           {}", store.object_path(&obj.hash).display());
                     }
-                    if !r.metrics.is_empty() {
-                        outln!("  metrics  {}", serde_json::to_string(&r.metrics).unwrap());
+                    for (k, v) in &r.metrics {
+                        outln!("  metric   {k} = {}", super::stages::toml_value(v));
                     }
                 }
                 None => outln!("  record   none (stale: run the pipeline)"),
@@ -84,11 +87,34 @@ fn print_instance(plan: &Plan, store: &Store, states: &[KeyState], i: usize) {
 fn explain_cell(target: &Path, what: &str) -> Result<i32> {
     let prov_path = provenance::sidecar_path(target);
     let prov: Provenance = provenance::read(&prov_path).ok_or_else(|| {
-        Error::Usage(format!("no provenance sidecar {} (run the pipeline first)", prov_path.display()))
+        // A mistyped report name: suggest the reports that exist.
+        let dir = target.parent().unwrap_or(Path::new("."));
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".provenance.json").map(str::to_string))
+            .collect();
+        let stem = target.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let hint = repro_core::closest(stem, &refs)
+            .map(|c| format!("; did you mean {}/{c}.md?", dir.display()))
+            .unwrap_or_default();
+        Error::Usage(format!("no provenance sidecar {} (run the pipeline first){hint}", prov_path.display()))
     })?;
     let Some(cell) = prov.cells.iter().find(|c| c.cell.as_str() == Some(what)) else {
         let names: Vec<&str> = prov.cells.iter().filter_map(|c| c.cell.as_str()).collect();
-        return Err(Error::Usage(format!("no cell `{what}` in {}; cells: {}", target.display(), names.join(" "))));
+        let rows = names
+            .iter()
+            .filter_map(|n| n.strip_prefix('R')?.split('C').next()?.parse::<usize>().ok())
+            .max()
+            .unwrap_or(0);
+        let cols = names.iter().filter_map(|n| n.split('C').nth(1)?.parse::<usize>().ok()).max().unwrap_or(0);
+        let hint = repro_core::closest(what, &names).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
+        return Err(Error::Usage(format!(
+            "no cell `{what}` in {}: {hint}its cells are R1C1 … R{rows}C{cols} (row R, column C of the measured values, 1-based)",
+            target.display()
+        )));
     };
     outln!("cell {what} of {}: {} = {}", target.display(), cell.row.as_str().unwrap_or(""), cell.value);
     outln!("  column: {}", cell.column.as_str().unwrap_or(""));

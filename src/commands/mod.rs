@@ -17,6 +17,7 @@ mod dag;
 mod exec_instance;
 mod explain;
 mod gc;
+mod init;
 mod log;
 mod report;
 mod run;
@@ -46,11 +47,24 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             },
         ),
         Command::Log { sel, stage } => log::log(cli, sel, stage),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "repro", &mut std::io::stdout());
+            Ok(repro_engine::diag::exit::OK)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| repro_engine::diag::Error::io("cannot write the man page", e))?;
+            Ok(repro_engine::diag::exit::OK)
+        }
+        Command::Init { dir } => init::init(dir),
         Command::ExecInstance { pipeline, sets, profile, instance, key, threads, force } => {
             exec_instance::exec_instance(cli, pipeline, sets, profile, instance, key, *threads, *force)
         }
         Command::Status { sel, json } => status::status(cli, sel, *json),
-        Command::Dag { sel, format } => dag::dag(sel, *format),
+        Command::Dag { sel, format, stages } => dag::dag(sel, *format, *stages),
         Command::Explain { target, what, sets, profile } => explain::explain(cli, target, what, sets, profile),
         Command::Stages { kind, json } => stages::stages(kind.as_deref(), *json),
         Command::Gc { keep, dry_run } => gc::gc(cli, keep, *dry_run),

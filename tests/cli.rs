@@ -1,0 +1,51 @@
+//! The conventions around the commands: `init`, completions, the man page, `--version`,
+//! `dag --stages`, suggestions for mistyped names.
+
+mod common;
+use common::Proj;
+
+#[test]
+fn init_scaffolds_a_project_whose_example_runs() {
+    let p = Proj::new();
+    let out = p.repro(&["init"]);
+    assert!(out.status.success());
+    for f in ["pipelines/example.toml", "repro.toml", ".gitignore", "reports/.gitkeep"] {
+        assert!(p.path(f).is_file(), "{f}");
+    }
+    assert_eq!(std::fs::read_to_string(p.path(".gitignore")).unwrap(), "/cache/\n");
+    let doc = p.run_json(&["pipelines/example.toml"]);
+    assert_eq!((doc["failed"].as_u64(), doc["ran"].as_u64()), (Some(0), Some(15)), "{doc}");
+    let md = std::fs::read_to_string(p.path("reports/example.md")).unwrap();
+    assert!(md.contains("| linear |") && md.contains("| mlp |") && md.contains("[synthetic data]"), "{md}");
+    // A second init keeps what is there.
+    std::fs::write(p.path("repro.toml"), "executor = \"local\"\n").unwrap();
+    let out = String::from_utf8(p.repro(&["init"]).stdout).unwrap();
+    assert!(out.contains("kept     ./repro.toml (exists)"), "{out}");
+    assert_eq!(std::fs::read_to_string(p.path("repro.toml")).unwrap(), "executor = \"local\"\n");
+}
+
+#[test]
+fn completions_man_page_and_version() {
+    let p = Proj::new();
+    let bash = String::from_utf8(p.repro(&["completions", "bash"]).stdout).unwrap();
+    assert!(bash.contains("_repro()") && bash.contains("compare") && bash.contains("--executor"), "{}", &bash[..200]);
+    let man = String::from_utf8(p.repro(&["man"]).stdout).unwrap();
+    assert!(man.starts_with(".ie") || man.contains(".TH repro 1"), "{}", &man[..200.min(man.len())]);
+    let v = String::from_utf8(p.repro(&["--version"]).stdout).unwrap();
+    // The commit the binary was built from: 12 hex digits (or "unknown" outside git).
+    let commit = v.lines().find_map(|l| l.strip_prefix("commit:")).unwrap().trim().to_string();
+    assert!(commit == "unknown" || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())), "{v}");
+}
+
+#[test]
+fn dag_by_stage_and_suggestions_for_mistyped_names() {
+    let p = Proj::new();
+    p.repro(&["init"]);
+    let text = String::from_utf8(p.repro(&["dag", "pipelines/example.toml", "--stages"]).stdout).unwrap();
+    assert!(text.contains("fit (train, 6 instances) <- split"), "{text}");
+    assert!(text.contains("eval (evaluate, 6 instances) <- split, fit"), "{text}");
+    let out = p.repro(&["stages", "trian"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `train`?"));
+    let out = p.repro(&["explain", "pipelines/example.toml", "fti"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `fit`?"), "{out:?}");
+}
