@@ -178,7 +178,9 @@ impl TypedStage for Dedupe {
     }
 
     fn run(&self, p: &DedupeParams, ctx: &Ctx) -> StageResult<Metrics> {
+        ctx.report(0, 0, "reading");
         let d = Dataset::read(&ctx.input("input")?.path)?;
+        ctx.report(0, 0, format!("clustering {} rows", d.rows()));
         d.validate("input")?;
         let (m, cols) = joined(&d);
         let keep = keep_rows_until(&m, cols, p, ctx.base_seed, ctx.threads, ctx.cancel)?;

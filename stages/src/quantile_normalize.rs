@@ -128,7 +128,9 @@ impl TypedStage for QuantileNormalize {
     }
 
     fn run(&self, p: &QuantileNormalizeParams, ctx: &Ctx) -> StageResult<Metrics> {
+        ctx.report(0, 0, "reading");
         let mut d = Dataset::read(&ctx.input("input")?.path)?;
+        ctx.report(0, 0, format!("quantile-normalizing {} rows", d.rows()));
         d.validate("input")?;
         let (pp, q) = (d.p(), d.q());
         // Work on the joined profile [x | y] so that features and targets share one reference.

@@ -137,7 +137,9 @@ impl TypedStage for Standardize {
     }
 
     fn run(&self, p: &StandardizeParams, ctx: &Ctx) -> StageResult<Metrics> {
+        ctx.report(0, 0, "reading");
         let mut d = Dataset::read(&ctx.input("input")?.path)?;
+        ctx.report(0, 0, format!("standardizing {} rows", d.rows()));
         if d.is_absent() {
             d.write(&ctx.output("out"))?;
             write_json(&ctx.output("stats"), &serde_json::json!({}))?;

@@ -214,7 +214,9 @@ impl TypedStage for SyntheticGeo {
     }
 
     fn run(&self, p: &SyntheticGeoParams, ctx: &Ctx) -> StageResult<Metrics> {
+        ctx.report(0, 0, "generating the synthetic GEO-like matrix");
         let d = generate_until(p, ctx.base_seed, ctx.threads, ctx.cancel)?;
+        ctx.report(0, 0, format!("writing {} × {}", d.rows(), d.p() + d.q()));
         d.write(&ctx.output("out"))?;
         let mut m = Metrics::new();
         m.insert("rows".into(), d.rows().into());

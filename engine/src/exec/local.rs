@@ -125,6 +125,9 @@ pub(super) fn run_stage(job: &Job, work: &Path) -> Result<Metrics, JobError> {
     let bar = job.bar.clone();
     let progress = move |p: Progress| {
         if p.total > 0 {
+            if bar.length().unwrap_or(0) == 0 {
+                bar.set_style(super::schedule::counted_style());
+            }
             bar.set_length(p.total);
             bar.set_position(p.done);
         }

@@ -82,6 +82,13 @@ pub fn run(
     Ok((summary, s.records))
 }
 
+/// A running stage's line once it reports a count: a bar with done/total and the time.
+pub(super) fn counted_style() -> ProgressStyle {
+    ProgressStyle::with_template("  {spinner} {prefix} [{bar:20}] {pos}/{len} {wide_msg} {elapsed}")
+        .unwrap()
+        .progress_chars("=> ")
+}
+
 /// The scheduler's state for one run.
 struct Scheduler<'a> {
     plan: &'a Plan,
@@ -134,7 +141,9 @@ impl<'a> Scheduler<'a> {
         });
         let overall = multi.add(ProgressBar::new(selected.iter().filter(|s| **s).count() as u64));
         overall.set_style(
-            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}").unwrap().progress_chars("=> "),
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}")
+                .unwrap()
+                .progress_chars("=> "),
         );
         overall.set_prefix("stages");
         let jobs = opts.jobs.max(1);
@@ -257,7 +266,11 @@ impl<'a> Scheduler<'a> {
             self.free = self.free.saturating_sub(granted);
             self.running += 1;
             let bar = self.multi.add(ProgressBar::new(0));
-            bar.set_style(ProgressStyle::with_template("  {prefix} {wide_msg} {pos}/{len} {elapsed}").unwrap());
+            // A spinner with the time until the stage reports a count (epochs, steps, rows).
+            bar.set_style(ProgressStyle::with_template("  {spinner} {prefix} {wide_msg} {elapsed}").unwrap());
+            if self.opts.bars {
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            }
             bar.set_prefix(inst.name.clone());
             let job = Job {
                 inst,
