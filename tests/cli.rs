@@ -49,3 +49,23 @@ fn dag_by_stage_and_suggestions_for_mistyped_names() {
     let out = p.repro(&["explain", "pipelines/example.toml", "fti"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `fit`?"), "{out:?}");
 }
+
+/// A problem a matrix stage would repeat per instance is reported once, and a stage whose
+/// params are invalid does not also make every consumer report its outputs as missing.
+#[test]
+fn problems_are_reported_once_and_do_not_cascade() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/m.toml",
+        "[pipeline]\nname = \"m\"\n[stage.a]\nkind = \"command\"\nmatrix = { n = [1, 2, 3] }\nrun = [\"sh\", \"-c\", \"echo ${n} > {out:out}\"]\n[stage.b]\nkind = \"command\"\nmatrix = { n = [1, 2, 3] }\ninputs = [\"a.outt\"]\nrun = [\"sh\", \"-c\", \"cat {in0} > {out:out}\"]\n",
+    );
+    let err = String::from_utf8(p.repro(&["run", "pipelines/m.toml"]).stderr).unwrap();
+    assert_eq!(err.matches("has no output `outt`").count(), 1, "{err}");
+    p.write(
+        "pipelines/c.toml",
+        "[pipeline]\nname = \"c\"\n[stage.a]\nkind = \"command\"\nrn = [\"true\"]\nrun = [\"true\"]\n[stage.b]\nkind = \"command\"\ninputs = [\"a.out\"]\nrun = [\"true\"]\n",
+    );
+    let err = String::from_utf8(p.repro(&["run", "pipelines/c.toml"]).stderr).unwrap();
+    assert!(err.contains("unknown param `rn` (did you mean `run`?)"), "{err}");
+    assert!(!err.contains("has no output"), "{err}");
+}

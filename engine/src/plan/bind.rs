@@ -22,6 +22,11 @@ pub(super) fn bind(
             let Some(cands) = by_stage.get(&r.stage) else { continue };
             let Some(matching) = matching(instances, &instances[p.inst], cands, r, rl, problems) else { continue };
             for c in matching {
+                // An upstream instance whose params were invalid (already reported) has no
+                // outputs to check: naming them here would only repeat that problem.
+                if instances[c].params.is_null() {
+                    break;
+                }
                 match output_of(&instances[c].outputs, r, rl, problems) {
                     Some(output) => bound.push(Binding { instance: c, output }),
                     None => break,

@@ -121,6 +121,11 @@ pub fn plan(mut spec: Spec, registry: Registry) -> Result<Plan> {
     let expand::Expanded { mut instances, pending, by_stage } = expand::expand(&spec, registry, &mut problems);
     bind::bind(&mut instances, pending, &by_stage, &mut problems);
     if !problems.is_empty() {
+        // A matrix stage repeats a problem per instance: the same message at the same place
+        // is reported once.
+        let mut seen = BTreeSet::new();
+        problems
+            .retain(|p| seen.insert((p.message.clone(), p.loc.as_ref().map(|l| (l.file, l.span.start, l.span.end)))));
         return Err(Error::Invalid(problems, spec.sources));
     }
     let (producers, consumers) = order::edges(&instances);
