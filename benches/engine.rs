@@ -34,10 +34,25 @@ fn pipeline(stages: usize) -> String {
     s
 }
 
+/// A 100 × (n/100) matrix of `synthetic_linear` (4 points each): the sweep shape.
+fn matrix_pipeline(n: usize) -> String {
+    let a: Vec<String> = (0..n / 100).map(|i| i.to_string()).collect();
+    let b: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    format!(
+        "[pipeline]\nname = \"sweep\"\n[stage.gen]\nkind = \"synthetic_linear\"\nn = 4\nmatrix = {{ a = [{}], b = [{}] }}\n",
+        a.join(", "),
+        b.join(", ")
+    )
+}
+
 fn bench_noop(stages: usize, goal_ms: f64) {
+    bench_noop_of(&format!("{stages} stages"), pipeline(stages), goal_ms)
+}
+
+fn bench_noop_of(what: &str, text: String, goal_ms: f64) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
-    std::fs::write(dir.path().join("pipelines/p.toml"), pipeline(stages)).unwrap();
+    std::fs::write(dir.path().join("pipelines/p.toml"), text).unwrap();
     let run = || {
         let out = Command::new(env!("CARGO_BIN_EXE_repro"))
             .args(["run", "-q", "pipelines/p.toml"])
@@ -58,7 +73,7 @@ fn bench_noop(stages: usize, goal_ms: f64) {
         .collect();
     let m = median(times).as_secs_f64() * 1e3;
     println!(
-        "no-op rerun, {stages:>5} stages: {m:8.1} ms median of 20 (goal < {goal_ms} ms; cold run {:.2} s)",
+        "no-op rerun, {what}: {m:8.1} ms median of 20 (goal < {goal_ms} ms; cold run {:.2} s)",
         cold.as_secs_f64()
     );
 }
@@ -123,6 +138,9 @@ fn main() {
     if want("noop") {
         bench_noop(50, 40.0);
         bench_noop(1000, 100.0);
+    }
+    if want("matrix") {
+        bench_noop_of("10,000-instance matrix", matrix_pipeline(10_000), 100.0);
     }
     if want("plan") {
         bench_plan(10_000);

@@ -375,9 +375,13 @@ impl Store {
         fs::read(self.index_path(pipeline)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
 
-    /// Merges `entries` into a pipeline's index.
+    /// Merges `entries` into a pipeline's index; writes nothing when every entry is already
+    /// there as it is (a no-op rerun).
     pub fn write_index(&self, pipeline: &Path, entries: &BTreeMap<String, KeyInput>) -> Result<()> {
         let mut idx = self.read_index(pipeline);
+        if entries.iter().all(|(k, v)| idx.get(k) == Some(v)) {
+            return Ok(());
+        }
         idx.extend(entries.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.write_atomic(&self.index_path(pipeline), &serde_json::to_vec(&idx).unwrap())
     }

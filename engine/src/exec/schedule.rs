@@ -204,31 +204,48 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    /// Resolves every ready instance: skip it, hit the cache, or queue it to run.
+    /// Resolves every ready instance: skip it, hit the cache, or queue it to run. Ready
+    /// instances are taken a wave at a time: their keys are computed in order, then looked up
+    /// in the cache in parallel (a large matrix is thousands of independent lookups: reading
+    /// and checking run records), then settled in order; what they release is the next wave.
     fn settle_ready(&mut self) {
-        while let Some(i) = self.ready.pop_front() {
-            let inst = &self.plan.instances[i];
-            let upstream_broken = inst.inputs.values().flatten().any(|b| self.broken[b.instance]);
-            if upstream_broken || self.stop || CANCEL.load(Ordering::Relaxed) {
-                self.broken[i] = true;
-                self.outcomes[i] = Some(Outcome::new(inst, None, Status::Skipped, 0.0, None));
-                self.release(i);
-                continue;
-            }
-            let ext = match external_hashes(self.store, self.root, inst) {
-                Ok(e) => e,
-                Err(e) => {
-                    self.log(format!("FAILED  {}: {e}", inst.name));
-                    self.fail(i, None, 0.0, e);
+        while !self.ready.is_empty() {
+            let wave: Vec<usize> = self.ready.drain(..).collect();
+            let mut keyed: Vec<(usize, KeyInput, String)> = Vec::new();
+            for i in wave {
+                let inst = &self.plan.instances[i];
+                let upstream_broken = inst.inputs.values().flatten().any(|b| self.broken[b.instance]);
+                if upstream_broken || self.stop || CANCEL.load(Ordering::Relaxed) {
+                    self.broken[i] = true;
+                    self.outcomes[i] = Some(Outcome::new(inst, None, Status::Skipped, 0.0, None));
                     self.release(i);
                     continue;
                 }
+                let ext = match external_hashes(self.store, self.root, inst) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        self.log(format!("FAILED  {}: {e}", inst.name));
+                        self.fail(i, None, 0.0, e);
+                        self.release(i);
+                        continue;
+                    }
+                };
+                let ki = key_input(self.plan, i, &self.outputs, &ext).expect("inputs of a ready instance are known");
+                let key = ki.key();
+                keyed.push((i, ki, key));
+            }
+            let (store, plan, force) = (self.store, self.plan, &self.opts.force);
+            let found: Vec<Option<Record>> = {
+                use rayon::prelude::*;
+                keyed
+                    .par_iter()
+                    .map(|(i, _, key)| if plan.named(*i, force) { None } else { store.lookup(key) })
+                    .collect()
             };
-            let ki = key_input(self.plan, i, &self.outputs, &ext).expect("inputs of a ready instance are known");
-            let key = ki.key();
-            self.index_updates.insert(inst.name.clone(), ki.clone());
-            if !self.plan.named(i, &self.opts.force) {
-                if let Some(rec) = self.store.lookup(&key) {
+            for ((i, ki, key), rec) in keyed.into_iter().zip(found) {
+                let inst = &self.plan.instances[i];
+                self.index_updates.insert(inst.name.clone(), ki.clone());
+                if let Some(rec) = rec {
                     self.n_cached += 1;
                     self.overall.inc(1);
                     self.outputs[i] = Some(rec.outputs.clone());
@@ -237,15 +254,15 @@ impl<'a> Scheduler<'a> {
                     self.release(i);
                     continue;
                 }
+                if self.opts.dry_run {
+                    self.outcomes[i] = Some(Outcome::new(inst, Some(key), Status::WouldRun, 0.0, None));
+                    // Downstream keys are unknown until this runs: they would run too.
+                    self.broken[i] = true;
+                    self.release(i);
+                    continue;
+                }
+                self.to_run.push_back((i, ki, key));
             }
-            if self.opts.dry_run {
-                self.outcomes[i] = Some(Outcome::new(inst, Some(key), Status::WouldRun, 0.0, None));
-                // Downstream keys are unknown until this runs: they would run too.
-                self.broken[i] = true;
-                self.release(i);
-                continue;
-            }
-            self.to_run.push_back((i, ki, key));
         }
     }
 
