@@ -25,6 +25,7 @@ pub mod gd;
 pub mod load;
 mod plot;
 pub mod quantile_normalize;
+pub mod rbf;
 mod split;
 pub mod standardize;
 mod subsample;
@@ -51,6 +52,7 @@ pub fn registry() -> Registry {
         &subsample::Subsample,
         &train::Train,
         &gd::Gd,
+        &rbf::Rbf,
         &evaluate::Evaluate,
         &tabulate::Tabulate,
         &plot::Plot,
