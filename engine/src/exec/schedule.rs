@@ -108,6 +108,11 @@ struct Scheduler<'a> {
     ready: VecDeque<usize>,
     to_run: VecDeque<(usize, KeyInput, String)>,
     index_updates: BTreeMap<String, KeyInput>,
+    /// The pipeline's index from earlier runs (instance → last key), for durations.
+    previous: BTreeMap<String, KeyInput>,
+    /// Seconds that instances queued or running took when they last ran at the same params.
+    expected: BTreeMap<usize, f64>,
+
     multi: MultiProgress,
     overall: ProgressBar,
     n_ran: usize,
@@ -164,6 +169,9 @@ impl<'a> Scheduler<'a> {
             ready,
             to_run: VecDeque::new(),
             index_updates: BTreeMap::new(),
+            previous: if opts.bars { store.read_index(&plan.spec.path) } else { BTreeMap::new() },
+            expected: BTreeMap::new(),
+
             multi,
             overall,
             n_ran: 0,
@@ -261,9 +269,40 @@ impl<'a> Scheduler<'a> {
                     self.release(i);
                     continue;
                 }
+                self.expect(i);
                 self.to_run.push_back((i, ki, key));
             }
         }
+    }
+
+    /// Remembers how long instance `i` took when it last ran at the same params (its run
+    /// record), and shows the ETA those durations give.
+    fn expect(&mut self, i: usize) {
+        if !self.opts.bars {
+            return;
+        }
+        let inst = &self.plan.instances[i];
+        let rec = self.previous.get(&inst.name).and_then(|ki| self.store.read_record(&ki.key()));
+        if let Some(r) = rec.filter(|r| r.key_input.params == inst.params) {
+            self.expected.insert(i, r.seconds);
+        }
+        self.show_eta();
+    }
+
+    /// "~1m20s of recorded work left (12 of 15 instances known)": the durations the instances
+    /// still to finish took when they last ran at the same params, one after another (an upper
+    /// bound when several run at once; instances never run before are not counted).
+    fn show_eta(&self) {
+        let left = self.to_run.len() + self.running;
+        if self.expected.is_empty() || left == 0 {
+            self.overall.set_message("");
+            return;
+        }
+        let secs: f64 = self.expected.values().sum();
+        let t =
+            if secs >= 60.0 { format!("{}m{:02}s", secs as u64 / 60, secs as u64 % 60) } else { format!("{secs:.0}s") };
+        self.overall
+            .set_message(format!("~{t} of recorded work left ({} of {left} instances known)", self.expected.len()));
     }
 
     /// Hands queued instances to `spawn` while the budget allows (one job always may run), in
@@ -327,6 +366,8 @@ impl<'a> Scheduler<'a> {
     /// Records a finished job.
     fn finish(&mut self, (i, granted, r, secs): Done) {
         self.running -= 1;
+        self.expected.remove(&i);
+        self.show_eta();
         self.free += granted;
         self.overall.inc(1);
         let inst = &self.plan.instances[i];
