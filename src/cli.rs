@@ -89,6 +89,24 @@ pub enum Command {
         /// Stage or instance name.
         stage: String,
     },
+    /// One cached artifact: a dataset as CSV (or Parquet with -o x.parquet), JSON
+    /// pretty-printed, text as is; anything else named with its path.
+    Show {
+        /// Pipeline file.
+        pipeline: PathBuf,
+        /// An instance, optionally with its output: `split.train`, `fit[model=mlp,rep=1].history`.
+        what: String,
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        sets: Vec<String>,
+        #[arg(long)]
+        profile: Option<String>,
+        /// Write to this file instead of standard output (the extension picks the format).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// csv or parquet (datasets).
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Shell completions on stdout: `repro completions bash > /etc/bash_completion.d/repro`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.

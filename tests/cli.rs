@@ -69,3 +69,82 @@ fn problems_are_reported_once_and_do_not_cascade() {
     assert!(err.contains("unknown param `rn` (did you mean `run`?)"), "{err}");
     assert!(!err.contains("has no output"), "{err}");
 }
+
+/// The end of a run as text, with the times masked: counts, what a failure left undone, the
+/// reports written. And the progress display, in a pseudo-terminal (`script`), moves: a
+/// spinner line per running stage and the overall bar.
+#[test]
+fn run_summary_and_progress_display() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/s.toml",
+        "[pipeline]\nname = \"s\"\n[stage.ok]\nkind = \"command\"\nrun = [\"sh\", \"-c\", \"sleep 1; echo 1 > {out:out}\"]\n[stage.bad]\nkind = \"command\"\nrun = [\"sh\", \"-c\", \"exit 3\"]\n[stage.after]\nkind = \"command\"\ninputs = [\"bad\"]\nrun = [\"true\"]\n[stage.table]\nkind = \"command\"\ninputs = [\"ok\"]\nreport = \"copy\"\nrun = [\"sh\", \"-c\", \"cp {in0} {out:out}\"]\n",
+    );
+    let out = p.repro(&["run", "pipelines/s.toml", "--keep-going", "-j", "1"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    let last: Vec<String> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("s: "))
+        .filter(|l| !l.starts_with("  slowest: "))
+        .map(|l| l.split(" in ").next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        last,
+        [
+            "s: 2 ran, 0 cached, 1 failed, 1 skipped",
+            "  not run because something failed first: after (--keep-going runs the independent ones)",
+            "  report  reports/copy.{out}",
+        ],
+        "{err}"
+    );
+    // In a terminal: the spinner of a running stage and the overall bar (util-linux `script`).
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("note: no `script`; the terminal display is not checked");
+        return;
+    }
+    let cmd = format!("{} run pipelines/s.toml --force ok", env!("CARGO_BIN_EXE_repro"));
+    let tty = std::process::Command::new("script")
+        .args(["-qc", &cmd, "/dev/null"])
+        .current_dir(p.dir.path())
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(screen.contains("stages [") && screen.contains("] 0/"), "no overall bar: {screen}");
+    assert!(["⠁", "⠉", "⠙", "⠚", "⠒", "⠂"].iter().any(|s| screen.contains(&format!("{s} ok"))), "no spinner: {screen}");
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
+    let p = Proj::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let text = String::from_utf8(p.repro(&["completions", shell]).stdout).unwrap();
+        for sub in ["run", "status", "dag", "explain", "report", "compare", "verify", "show", "init"] {
+            assert!(text.contains(sub), "{shell} completions lack `{sub}`");
+        }
+    }
+}
+
+/// `repro show`: a dataset as CSV (and Parquet by extension), JSON pretty-printed, and a clear
+/// word for a stage with several instances.
+#[test]
+fn show_prints_and_exports_artifacts() {
+    let p = Proj::new();
+    p.repro(&["init"]);
+    assert_eq!(p.run_json(&["pipelines/example.toml"])["failed"], 0);
+    let csv = String::from_utf8(p.repro(&["show", "pipelines/example.toml", "split.train"]).stdout).unwrap();
+    assert_eq!(csv.lines().next(), Some("id,x,y"));
+    assert_eq!(csv.lines().count(), 1 + 320, "80 % of 400 rows");
+    let out = p.repro(&["show", "pipelines/example.toml", "split.train", "-o", "train.parquet"]);
+    assert!(out.status.success());
+    assert_eq!(&std::fs::read(p.path("train.parquet")).unwrap()[..4], b"PAR1");
+    let hist =
+        String::from_utf8(p.repro(&["show", "pipelines/example.toml", "fit[model=mlp,rep=1].history"]).stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&hist).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 50);
+    let out = p.repro(&["show", "pipelines/example.toml", "fit"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`fit` has 6 instances: name one"), "{out:?}");
+    let out = p.repro(&["run", "pipelines/exampel.toml"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`pipelines/example.toml`?)"), "{out:?}");
+}

@@ -62,7 +62,7 @@ fn print_instance(plan: &Plan, store: &Store, states: &[KeyState], i: usize) {
                     );
                     for (o, obj) in &r.outputs {
                         outln!("  output   {o} = {} ({} bytes)", obj.hash, obj.size);
-                        outln!("           {}", store.object_path(&obj.hash).display());
+                        outln!("           {}", super::show::open_hint(&store.object_path(&obj.hash)));
                     }
                     for (k, v) in &r.metrics {
                         outln!("  metric   {k} = {}", super::stages::toml_value(v));

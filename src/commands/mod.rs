@@ -21,6 +21,7 @@ mod init;
 mod log;
 mod report;
 mod run;
+mod show;
 mod stages;
 mod status;
 mod verify;
@@ -60,6 +61,9 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(repro_engine::diag::exit::OK)
         }
         Command::Init { dir } => init::init(dir),
+        Command::Show { pipeline, what, sets, profile, out, format } => {
+            show::show(cli, pipeline, what, sets, profile, out, format)
+        }
         Command::ExecInstance { pipeline, sets, profile, instance, key, threads, force } => {
             exec_instance::exec_instance(cli, pipeline, sets, profile, instance, key, *threads, *force)
         }

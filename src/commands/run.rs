@@ -208,9 +208,13 @@ fn closing(plan: &Plan, summary: &Summary, reports: &[String], elapsed: f64) {
         eprintln!("  slowest: {}", top.join(", "));
     }
     if summary.failed > 0 && skipped + never > 0 {
+        let names: Vec<&str> =
+            summary.stages.iter().filter(|s| s.status == Status::Skipped).map(|s| s.name.as_str()).take(8).collect();
+        let more = (skipped + never).saturating_sub(names.len());
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
         eprintln!(
-            "  {} instances were not run because something upstream failed (--keep-going runs the independent ones)",
-            skipped + never
+            "  not run because something failed first: {}{more} (--keep-going runs the independent ones)",
+            names.join(", ")
         );
     }
     // Reports grouped by name: reports/x.{md,tex,…}.

@@ -34,6 +34,33 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The dataset as a table (`repro show`): `id`, one column per feature and per target, and
+    /// `label` (its class name) for classification, written as CSV or Parquet by extension or
+    /// `format` ("csv" | "parquet").
+    pub fn export(&self, out: &mut dyn std::io::Write, format: &str) -> StageResult<()> {
+        use polars::prelude::*;
+        let n = self.rows();
+        let (p, q) = (self.p(), self.q());
+        let mut cols = vec![Column::new("id".into(), self.ids.clone())];
+        for (j, name) in self.features.iter().enumerate() {
+            cols.push(Column::new(name.as_str().into(), (0..n).map(|r| self.x[r * p + j]).collect::<Vec<f32>>()));
+        }
+        for (j, name) in self.targets.iter().enumerate() {
+            cols.push(Column::new(name.as_str().into(), (0..n).map(|r| self.y[r * q + j]).collect::<Vec<f32>>()));
+        }
+        if let Some(l) = &self.labels {
+            let names: Vec<String> =
+                l.iter().map(|c| self.classes.get(*c as usize).cloned().unwrap_or_else(|| c.to_string())).collect();
+            cols.push(Column::new("label".into(), names));
+        }
+        let err = |e: PolarsError| StageError::msg(format!("cannot export the dataset: {e}"));
+        let mut df = DataFrame::new_infer_height(cols).map_err(err)?;
+        match format {
+            "parquet" => ParquetWriter::new(out).finish(&mut df).map(|_| ()).map_err(err),
+            _ => CsvWriter::new(out).finish(&mut df).map_err(err),
+        }
+    }
+
     pub fn rows(&self) -> usize {
         self.ids.len()
     }

@@ -148,7 +148,22 @@ impl Loader {
                         format!("cannot read included file `{display}`: {e}"),
                         "included here",
                     )),
-                    None => self.problems.push(Problem::global(format!("cannot read pipeline `{display}`: {e}"))),
+                    None => {
+                        // A mistyped name: the closest pipeline file beside it.
+                        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                        let names: Vec<String> = std::fs::read_dir(dir)
+                            .into_iter()
+                            .flatten()
+                            .flatten()
+                            .filter_map(|e| e.file_name().to_str().filter(|n| n.ends_with(".toml")).map(str::to_string))
+                            .collect();
+                        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                        let want = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                        let hint = repro_core::closest(want, &refs)
+                            .map(|c| format!(" (did you mean `{}`?)", dir.join(c).display()))
+                            .unwrap_or_default();
+                        self.problems.push(Problem::global(format!("cannot read pipeline `{display}`: {e}{hint}")))
+                    }
                 }
                 return;
             }
