@@ -50,6 +50,11 @@ pub fn stages(kind: Option<&str>, as_json: bool) -> Result<i32> {
         let defaults: serde_json::Map<String, Value> =
             s.params_doc().into_iter().map(|p| (p.name.to_string(), p.default)).collect();
         outln!("  output {} (with default params)", s.outputs(&Value::Object(defaults)).join(", "));
+        outln!("  example:");
+        for line in example(*s).lines() {
+            outln!("    {line}");
+        }
+        outln!("  params:");
         for p in s.params_doc() {
             outln!("  {} = {}", p.name, toml_value(&p.default));
             outln!("      {}", toml_type(*s, p.name, p.ty));
@@ -58,6 +63,25 @@ pub fn stages(kind: Option<&str>, as_json: bool) -> Result<i32> {
         outln!();
     }
     Ok(exit::OK)
+}
+
+/// A minimal stage table for `kind`: its inputs (required ones bound to a placeholder
+/// reference, optional ones commented out) and the params a pipeline usually sets, at their
+/// defaults.
+pub fn example(stage: &dyn Stage) -> String {
+    let mut t = format!("[stage.my_{}]\nkind = \"{}\"\n", stage.kind(), stage.kind());
+    for i in stage.inputs() {
+        let reference = if i.many { "\"upstream[*]\"" } else { "\"upstream.out\"" };
+        let hash = if i.required { "" } else { "# " };
+        t.push_str(&format!("{hash}{} = {reference}   # {}\n", i.name, i.doc));
+    }
+    for p in stage.params_doc().into_iter().take(3) {
+        match p.default {
+            serde_json::Value::Null => t.push_str(&format!("# {} = …   (unset by default)\n", p.name)),
+            d => t.push_str(&format!("{} = {}\n", p.name, toml_value(&d))),
+        }
+    }
+    t
 }
 
 /// A value as it is written in TOML: `"tanh"`, `[1, 2]`, `{ name = "arelu", k = 0.6 }`.
@@ -148,6 +172,21 @@ mod tests {
                     s.kind(),
                     p.name
                 );
+            }
+        }
+    }
+
+    /// Every kind's example is TOML whose keys are the kind's own inputs and params.
+    #[test]
+    fn every_example_is_toml_of_the_kinds_own_keys() {
+        for s in repro_stages::registry().iter() {
+            let text = example(*s);
+            let v: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", s.kind()));
+            let stage = v["stage"].as_table().unwrap().values().next().unwrap().as_table().unwrap();
+            assert_eq!(stage["kind"].as_str(), Some(s.kind()));
+            for k in stage.keys().filter(|k| *k != "kind") {
+                let known = s.inputs().iter().any(|i| i.name == k) || s.params_doc().iter().any(|p| p.name == k);
+                assert!(known, "{}: example key `{k}`", s.kind());
             }
         }
     }
