@@ -143,9 +143,10 @@ fn write_npy(path: &std::path::Path, rows: usize, cols: usize, f: impl Fn(usize,
 fn real_data_pipeline_reads_the_dgex_arrays() {
     let p = project();
     let missing = p.repro(&["run", "pipelines/dgex_table3_real.toml", "--set", "data_dir=nowhere"]);
-    assert_eq!(missing.status.code(), Some(1));
+    // Found before anything runs, at the place that named the directory (exit 2).
+    assert_eq!(missing.status.code(), Some(2));
     let err = String::from_utf8(missing.stderr).unwrap();
-    assert!(err.contains("stage `real_t") && err.contains("nowhere/bgedv2_X_t"), "{err}");
+    assert!(err.contains("file `nowhere/bgedv2_X_t") && err.contains("(read by stage `real_t"), "{err}");
     // Tiny stand-ins with the authors' file names: y depends on x so training has signal.
     let x = |r: usize, c: usize| ((r * 7 + c * 3) % 11) as f64 / 5.0 - 1.0;
     let y = move |r: usize, c: usize| x(r, c) * 0.5 + x(r, (c + 1) % 12) * 0.25;
