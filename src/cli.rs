@@ -47,6 +47,17 @@ pub struct Select {
     pub targets: Vec<String>,
 }
 
+/// `--set` and `--profile`: which variant of the pipeline a command is about.
+#[derive(Args, Debug, Clone)]
+pub struct Variant {
+    /// Override a var: NAME=VALUE (TOML syntax, or a bare string).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub sets: Vec<String>,
+    /// Apply a named set of overrides from [profiles.NAME].
+    #[arg(long)]
+    pub profile: Option<String>,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum DagFormat {
     Text,
@@ -96,10 +107,8 @@ pub enum Command {
         pipeline: PathBuf,
         /// An instance, optionally with its output: `split.train`, `fit[model=mlp,rep=1].history`.
         what: String,
-        #[arg(long = "set", value_name = "NAME=VALUE")]
-        sets: Vec<String>,
-        #[arg(long)]
-        profile: Option<String>,
+        #[command(flatten)]
+        ov: Variant,
         /// Write to this file instead of standard output (the extension picks the format).
         #[arg(short, long)]
         out: Option<PathBuf>,
@@ -126,10 +135,8 @@ pub enum Command {
     ExecInstance {
         /// Pipeline file.
         pipeline: PathBuf,
-        #[arg(long = "set", value_name = "NAME=VALUE")]
-        sets: Vec<String>,
-        #[arg(long)]
-        profile: Option<String>,
+        #[command(flatten)]
+        ov: Variant,
         /// The instance's name.
         #[arg(long)]
         instance: String,
@@ -167,10 +174,8 @@ pub enum Command {
         target: PathBuf,
         /// Stage or instance name; or a cell `R<row>C<col>` of a report (1-based, header excluded).
         what: String,
-        #[arg(long = "set", value_name = "NAME=VALUE")]
-        sets: Vec<String>,
-        #[arg(long)]
-        profile: Option<String>,
+        #[command(flatten)]
+        ov: Variant,
     },
     /// Every stage kind with its inputs, outputs and params.
     Stages {
@@ -218,20 +223,16 @@ pub enum Command {
     Report {
         /// Pipeline file.
         pipeline: PathBuf,
-        #[arg(long = "set", value_name = "NAME=VALUE")]
-        sets: Vec<String>,
-        #[arg(long)]
-        profile: Option<String>,
+        #[command(flatten)]
+        ov: Variant,
     },
     /// A variant's tables beside the default ones: every cell with the change of its mean,
     /// every claim's verdict in both (the variant is the --set / --profile given).
     Compare {
         /// Pipeline file.
         pipeline: PathBuf,
-        #[arg(long = "set", value_name = "NAME=VALUE")]
-        sets: Vec<String>,
-        #[arg(long)]
-        profile: Option<String>,
+        #[command(flatten)]
+        ov: Variant,
         /// Only cells and claims that differ.
         #[arg(long)]
         changed: bool,

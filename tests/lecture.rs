@@ -64,7 +64,9 @@ fn rbf_three_steps_continue_from_two_steps() {
     args.extend(small);
     let out = p.repro(&args);
     let text = String::from_utf8(out.stdout).unwrap();
-    let path = text.lines().skip_while(|l| !l.contains("output   history")).nth(1).unwrap().trim().to_string();
+    // The line under the output says how to open it: json.load(open("<path>")).
+    let hint = text.lines().skip_while(|l| !l.contains("output   history")).nth(1).unwrap();
+    let path = hint.split('"').nth(1).unwrap().to_string();
     let hist: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     let first = hist[0]["train_loss"].as_f64().unwrap();
     assert!((first - 0.5 * rmse * rmse).abs() < 1e-9 * first.max(1.0), "{first} vs {}", 0.5 * rmse * rmse);

@@ -61,23 +61,23 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(repro_engine::diag::exit::OK)
         }
         Command::Init { dir } => init::init(dir),
-        Command::Show { pipeline, what, sets, profile, out, format } => {
-            show::show(cli, pipeline, what, sets, profile, out, format)
+        Command::Show { pipeline, what, ov, out, format } => {
+            show::show(cli, pipeline, what, &ov.sets, &ov.profile, out, format)
         }
-        Command::ExecInstance { pipeline, sets, profile, instance, key, threads, force } => {
-            exec_instance::exec_instance(cli, pipeline, sets, profile, instance, key, *threads, *force)
+        Command::ExecInstance { pipeline, ov, instance, key, threads, force } => {
+            exec_instance::exec_instance(cli, pipeline, &ov.sets, &ov.profile, instance, key, *threads, *force)
         }
         Command::Status { sel, json } => status::status(cli, sel, *json),
         Command::Dag { sel, format, stages } => dag::dag(sel, *format, *stages),
-        Command::Explain { target, what, sets, profile } => explain::explain(cli, target, what, sets, profile),
+        Command::Explain { target, what, ov } => explain::explain(cli, target, what, &ov.sets, &ov.profile),
         Command::Stages { kind, json } => stages::stages(kind.as_deref(), *json),
         Command::Gc { keep, dry_run } => gc::gc(cli, keep, *dry_run),
         Command::Verify { recompute, instances, sample, seed, pipeline, tolerance } => match recompute {
             false => verify::verify(cli),
             true => verify::recompute(cli, pipeline, instances, *sample, *seed, *tolerance),
         },
-        Command::Report { pipeline, sets, profile } => report::report(cli, pipeline, sets, profile),
-        Command::Compare { pipeline, sets, profile, changed } => compare::compare(pipeline, sets, profile, *changed),
+        Command::Report { pipeline, ov } => report::report(cli, pipeline, &ov.sets, &ov.profile),
+        Command::Compare { pipeline, ov, changed } => compare::compare(pipeline, &ov.sets, &ov.profile, *changed),
     }
 }
 
