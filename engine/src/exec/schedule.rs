@@ -219,7 +219,7 @@ impl<'a> Scheduler<'a> {
     fn settle_ready(&mut self) {
         while !self.ready.is_empty() {
             let wave: Vec<usize> = self.ready.drain(..).collect();
-            let mut keyed: Vec<(usize, KeyInput, String)> = Vec::new();
+            let mut keyed: Vec<(usize, KeyInput)> = Vec::new();
             for i in wave {
                 let inst = &self.plan.instances[i];
                 let upstream_broken = inst.inputs.values().flatten().any(|b| self.broken[b.instance]);
@@ -239,18 +239,22 @@ impl<'a> Scheduler<'a> {
                     }
                 };
                 let ki = key_input(self.plan, i, &self.outputs, &ext).expect("inputs of a ready instance are known");
-                let key = ki.key();
-                keyed.push((i, ki, key));
+                keyed.push((i, ki));
             }
+            // Hashing the keys and reading the records are independent per instance.
             let (store, plan, force) = (self.store, self.plan, &self.opts.force);
-            let found: Vec<Option<Record>> = {
+            let found: Vec<(String, Option<Record>)> = {
                 use rayon::prelude::*;
                 keyed
                     .par_iter()
-                    .map(|(i, _, key)| if plan.named(*i, force) { None } else { store.lookup(key) })
+                    .map(|(i, ki)| {
+                        let key = ki.key();
+                        let rec = if plan.named(*i, force) { None } else { store.lookup(&key) };
+                        (key, rec)
+                    })
                     .collect()
             };
-            for ((i, ki, key), rec) in keyed.into_iter().zip(found) {
+            for ((i, ki), (key, rec)) in keyed.into_iter().zip(found) {
                 let inst = &self.plan.instances[i];
                 self.index_updates.insert(inst.name.clone(), ki.clone());
                 if let Some(rec) = rec {
