@@ -6,9 +6,8 @@
 
 use super::{cache_dir, load_plan};
 use crate::cli::Cli;
-use indicatif::ProgressBar;
 use repro_engine::diag::{exit, Error, Result};
-use repro_engine::exec::{resolve_keys, stored_inputs, Computed, Executor, Job, LocalExecutor, Trust};
+use repro_engine::exec::{cached_job, resolve_keys, Computed, Executor, LocalExecutor, Trust};
 use repro_engine::project_root;
 use repro_engine::store::Store;
 use std::path::Path;
@@ -44,17 +43,7 @@ pub fn exec_instance(
             ki.key()
         )));
     }
-    let inputs = stored_inputs(&plan, &store, &states, i).map_err(|e| Error::Usage(e.to_string()))?;
-    let job = Job {
-        inst: &plan.instances[i],
-        key: key.to_string(),
-        key_input: ki,
-        inputs,
-        threads: threads.max(1),
-        force,
-        root: &root,
-        bar: ProgressBar::hidden(),
-    };
+    let job = cached_job(&plan, &store, &root, &states, i, threads, force).map_err(|e| Error::Usage(e.to_string()))?;
     match LocalExecutor.execute(&job, &store) {
         Ok(Computed::Ran(rec)) => {
             eprintln!("ran {instance} in {:.2}s", rec.seconds);

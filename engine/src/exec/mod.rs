@@ -287,16 +287,36 @@ pub trait Executor: Sync {
     }
 }
 
-/// The stored artifacts bound to each input slot of instance `i`, from keys resolved against
-/// the cache (`resolve_keys`): every input must be cached, and is verified against its hash.
-pub fn stored_inputs(
-    plan: &Plan,
+/// The input artifact a binding reads: the stored object of an upstream output.
+pub(crate) fn artifact(plan: &Plan, store: &Store, b: &crate::plan::Binding, hash: &str) -> InputArtifact {
+    let up = &plan.instances[b.instance];
+    InputArtifact {
+        path: store.object_path(hash),
+        hash: hash.to_string(),
+        axes: up.axes.clone(),
+        producer: up.name.clone(),
+    }
+}
+
+/// The job that computes instance `i` on the stored outputs of its inputs, from keys resolved
+/// against the cache (`resolve_keys`): every input must be cached, and is verified against its
+/// hash. What `repro exec-instance` runs on a node and `verify --recompute` runs again.
+pub fn cached_job<'a>(
+    plan: &'a Plan,
     store: &Store,
+    root: &'a Path,
     states: &[KeyState],
     i: usize,
-) -> std::result::Result<BTreeMap<String, Vec<InputArtifact>>, JobError> {
+    threads: usize,
+    force: bool,
+) -> std::result::Result<Job<'a>, JobError> {
+    let inst = &plan.instances[i];
+    let ki = states[i]
+        .key_input
+        .clone()
+        .ok_or_else(|| JobError::Store(format!("`{}`: its inputs are not in the cache", inst.name)))?;
     let mut inputs = BTreeMap::new();
-    for (slot, binds) in &plan.instances[i].inputs {
+    for (slot, binds) in &inst.inputs {
         let mut arts = Vec::new();
         for b in binds {
             let up = &plan.instances[b.instance];
@@ -308,14 +328,18 @@ pub fn stored_inputs(
             if !store.verify_object(&o.hash) {
                 return Err(JobError::CorruptInput(up.name.clone()));
             }
-            arts.push(InputArtifact {
-                path: store.object_path(&o.hash),
-                hash: o.hash.clone(),
-                axes: up.axes.clone(),
-                producer: up.name.clone(),
-            });
+            arts.push(artifact(plan, store, b, &o.hash));
         }
         inputs.insert(slot.clone(), arts);
     }
-    Ok(inputs)
+    Ok(Job {
+        inst,
+        key: ki.key(),
+        key_input: ki,
+        inputs,
+        threads: threads.max(1),
+        force,
+        root,
+        bar: ProgressBar::hidden(),
+    })
 }

@@ -3,10 +3,9 @@
 //! the object the run record names. Nothing in the cache is written.
 
 use super::local::run_stage;
-use super::{Job, JobError, KeyState};
+use super::{JobError, KeyState};
 use crate::plan::Plan;
 use crate::store::Store;
-use indicatif::ProgressBar;
 use serde_json::Value;
 use std::path::Path;
 
@@ -56,20 +55,10 @@ pub fn recompute(
     let (threads, tolerance) = (scratch.threads, scratch.tolerance);
     let scratch = scratch.dir;
     let inst = &plan.instances[i];
-    let (Some(ki), Some(rec)) = (&states[i].key_input, &states[i].record) else {
+    let Some(rec) = &states[i].record else {
         return Err(JobError::Store(format!("`{}` has no cached result to check", inst.name)));
     };
-    let inputs = super::stored_inputs(plan, store, states, i)?;
-    let job = Job {
-        inst,
-        key: rec.key.clone(),
-        key_input: ki.clone(),
-        inputs,
-        threads,
-        force: true,
-        root,
-        bar: ProgressBar::hidden(),
-    };
+    let job = super::cached_job(plan, store, root, states, i, threads, true)?;
     run_stage(&job, scratch)?;
     let mut checks = Vec::new();
     for (out, obj) in &rec.outputs {

@@ -354,12 +354,7 @@ impl<'a> Scheduler<'a> {
                 .iter()
                 .map(|b| {
                     let o = &self.outputs[b.instance].as_ref().unwrap()[&b.output];
-                    InputArtifact {
-                        path: self.store.object_path(&o.hash),
-                        hash: o.hash.clone(),
-                        axes: self.plan.instances[b.instance].axes.clone(),
-                        producer: self.plan.instances[b.instance].name.clone(),
-                    }
+                    super::artifact(self.plan, self.store, b, &o.hash)
                 })
                 .collect();
             inputs.insert(slot.clone(), arts);

@@ -60,10 +60,19 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// An id-safe form of a report and cell name.
+/// A report name with only letters, digits and `-`: usable in ids.
+fn id_safe(report: &str) -> String {
+    report.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
+}
+
+/// The id of a cell's written-out lineage.
 fn anchor(report: &str, cell: &str) -> String {
-    let safe: String = report.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    format!("lin-{safe}-{cell}")
+    format!("lin-{}-{cell}", id_safe(report))
+}
+
+/// The id of a report's section (`t` table, `f` figure).
+fn section_id(kind: &str, report: &str) -> String {
+    format!("{kind}-{}", id_safe(report))
 }
 
 pub struct Page {
@@ -112,7 +121,7 @@ impl Page {
     /// A table: ours, the paper's and the difference per row; its notes; its claims; its
     /// lineage (in the script's data and written out for a reader without scripts).
     pub fn table(&mut self, name: &str, t: &Value, prov: &Provenance) {
-        let id = format!("t-{}", anchor(name, "").trim_start_matches("lin-").trim_end_matches('-'));
+        let id = section_id("t", name);
         let caption = text(&t["caption"]);
         self.toc.push((id.clone(), if caption.is_empty() { name.to_string() } else { caption.clone() }));
         let b = &mut self.body;
@@ -229,7 +238,7 @@ impl Page {
 
     /// A figure, inline, with the instances it was drawn from.
     pub fn figure(&mut self, name: &str, svg: &str, prov: &Provenance) {
-        let id = format!("f-{}", anchor(name, "").trim_start_matches("lin-").trim_end_matches('-'));
+        let id = section_id("f", name);
         self.figure_toc.push((id.clone(), format!("Figure {name}")));
         let b = &mut self.figures;
         b.push_str(&format!(
