@@ -343,6 +343,6 @@ proptest! {
             prop_assert!(r.outputs.values().all(|o| repro_engine::store::is_hash(&o.hash)));
         }
         // lookup must not panic either (objects are absent: never trusted).
-        prop_assert!(store.lookup(&key).is_none());
+        prop_assert!(store.lookup(&key, &[]).is_none());
     }
 }

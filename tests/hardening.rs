@@ -172,6 +172,28 @@ fn a_crafted_record_hash_is_never_used_as_a_path() {
     assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
 }
 
+/// A record that lacks an output its stage now declares (a stage changed its outputs without a
+/// VERSION bump) is a cache miss: the producer reruns and its consumer is fed, no panic.
+#[test]
+fn a_record_missing_a_declared_output_is_recomputed() {
+    let p = Proj::new();
+    let consumer = "[stage.b]\nkind = \"command\"\ninputs = \"a.out\"\nrun = [\"sh\", \"-c\", \"cat {in0} > {out:out}\"]\nreport = \"b\"\n";
+    p.write("pipelines/p.toml", &format!("{WRITE}{consumer}"));
+    assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
+    for rec in walk(&p.path("cache/runs")) {
+        let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rec).unwrap()).unwrap();
+        if doc["key_input"]["inputs"].as_object().is_some_and(|m| m.is_empty()) {
+            doc["outputs"].as_object_mut().unwrap().remove("out");
+            std::fs::write(&rec, serde_json::to_string(&doc).unwrap()).unwrap();
+        }
+    }
+    std::fs::remove_file(p.path("reports/b.out")).unwrap();
+    let o = p.repro(&["run", "pipelines/p.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ran     a"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(p.path("reports/b.out")).unwrap(), "3\n");
+}
+
 #[cfg(unix)]
 #[test]
 fn gc_never_deletes_through_a_symlink() {

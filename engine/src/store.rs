@@ -243,9 +243,13 @@ impl Store {
     }
 
     /// The record of `key` if it exists and every output object is intact.
-    pub fn lookup(&self, key: &str) -> Option<Record> {
+    ///
+    /// A record that lacks one of the `outputs` its stage declares now (a stage whose outputs
+    /// changed without a VERSION bump) is no hit either: it could not feed its consumers.
+    pub fn lookup(&self, key: &str, outputs: &[String]) -> Option<Record> {
         let rec = self.read_record(key)?;
-        rec.outputs.values().all(|o| self.object_ok(o)).then_some(rec)
+        let complete = outputs.iter().all(|o| rec.outputs.contains_key(o));
+        (complete && rec.outputs.values().all(|o| self.object_ok(o))).then_some(rec)
     }
 
     /// The record of a key, without checking its objects. A record that is not what this

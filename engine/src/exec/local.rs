@@ -60,7 +60,7 @@ impl Executor for LocalExecutor {
             .lock(&job.key, || tracing::info!(stage = %inst.name, "waiting: another process is computing this key"))
             .map_err(|e| JobError::Store(e.to_string()))?;
         if !job.force {
-            if let Some(rec) = store.lookup(&job.key) {
+            if let Some(rec) = store.lookup(&job.key, &inst.outputs) {
                 return Ok(Computed::Cached(rec));
             }
         }

@@ -199,7 +199,7 @@ pub fn resolve_keys(plan: &Plan, store: &Store, root: &Path, selected: &[bool], 
         if let Some(ki) = &ki {
             let k = ki.key();
             let rec = match trust {
-                Trust::Verified => store.lookup(&k),
+                Trust::Verified => store.lookup(&k, &plan.instances[i].outputs),
                 Trust::Recorded => store.read_record(&k),
             };
             if let Some(r) = rec {

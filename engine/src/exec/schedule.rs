@@ -249,7 +249,8 @@ impl<'a> Scheduler<'a> {
                     .par_iter()
                     .map(|(i, ki)| {
                         let key = ki.key();
-                        let rec = if plan.named(*i, force) { None } else { store.lookup(&key) };
+                        let outputs = &plan.instances[*i].outputs;
+                        let rec = if plan.named(*i, force) { None } else { store.lookup(&key, outputs) };
                         (key, rec)
                     })
                     .collect()

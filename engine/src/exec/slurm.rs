@@ -251,7 +251,7 @@ impl SlurmExecutor {
 impl Executor for SlurmExecutor {
     fn execute(&self, job: &Job, store: &Store) -> Result<Computed, JobError> {
         if !job.force {
-            if let Some(rec) = store.lookup(&job.key) {
+            if let Some(rec) = store.lookup(&job.key, &job.inst.outputs) {
                 return Ok(Computed::Cached(rec));
             }
         }
@@ -262,12 +262,12 @@ impl Executor for SlurmExecutor {
             job.bar.set_message(format!("Slurm job {id}"));
             tracing::info!(stage = %job.inst.name, job = %id, "submitted");
             let state = self.wait(&id)?;
-            if let Some(rec) = store.lookup(&job.key).filter(|r| r.environment.get("slurm_job_id") == Some(&id)) {
+            if let Some(rec) = store.lookup(&job.key, &job.inst.outputs).filter(|r| r.environment.get("slurm_job_id") == Some(&id)) {
                 tracing::info!(stage = %job.inst.name, job = %id, "done in {:.2}s ({:.2}s computing)", t0.elapsed().as_secs_f64(), rec.seconds);
                 return Ok(Computed::Ran(rec));
             }
             // Another process may have computed the key meanwhile (the job then found it cached).
-            if let Some(rec) = store.lookup(&job.key) {
+            if let Some(rec) = store.lookup(&job.key, &job.inst.outputs) {
                 return Ok(Computed::Cached(rec));
             }
             if attempt >= self.cfg.retries || CANCEL.load(Ordering::Relaxed) {
