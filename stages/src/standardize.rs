@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 pub enum Method {
     Zscore,
     MinMax,
+    /// One scale for every column: x / (max |x| over the whole fit matrix + eps), no shift;
+    /// keeps zeros at zero and the columns' relative sizes (pixels: what torchvision's
+    /// `ToTensor` does with /255, here /16 for Digits).
+    MaxAbs,
     /// ZCA whitening of the features: x' = (x − μ) W with W = U diag(1/√(λ + eps)) Uᵀ, where
     /// U diag(λ) Uᵀ is the sample covariance Σ = X_cᵀ X_c / (n − 1) of the centred fit data.
     /// The lecture prints W = (1/√(n−1)) (X′Xᵀ)^(−1/2) (dnn_lecture.md:780–782, samples as
@@ -28,7 +32,7 @@ pub enum Method {
 stage_params! {
     /// Params of `standardize`.
     pub struct StandardizeParams {
-        /// "zscore" ((x − mean)/(std + eps)), "min_max" ((x − min)/(max − min + eps)) or "zca"
+        /// "zscore" ((x − mean)/(std + eps)), "min_max" ((x − min)/(max − min + eps)), "max_abs" (x / (max |x| over all columns + eps)) or "zca"
         /// (whiten the features: (x − mean) Σ^(−1/2), eps added to Σ's eigenvalues; features
         /// only, so it needs targets = false).
         method: Method = Method::Zscore,
@@ -97,6 +101,10 @@ pub fn fit(m: &[f32], cols: usize, method: Method, eps: f64) -> ColumnStats {
             ColumnStats { scale: var.iter().map(|v| v.sqrt() + eps).collect(), shift: mean }
         }
         Method::Zca => unreachable!("zca is fitted by `fit_zca`"),
+        Method::MaxAbs => {
+            let top = m.iter().fold(0f64, |a, v| a.max(f64::from(v.abs())));
+            ColumnStats { scale: vec![top + eps; cols], shift: vec![0.0; cols] }
+        }
         Method::MinMax => {
             let mut lo = vec![f64::INFINITY; cols];
             let mut hi = vec![f64::NEG_INFINITY; cols];
@@ -302,6 +310,7 @@ impl TypedStage for Standardize {
         let method = match p.method {
             Method::Zscore => "zscore",
             Method::MinMax => "min_max",
+            Method::MaxAbs => "max_abs",
             Method::Zca => unreachable!(),
         };
         write_json(
@@ -368,5 +377,14 @@ mod tests {
         let s = fit(&m, 2, Method::MinMax, 0.0);
         apply(&mut m, &s);
         assert_eq!(m, vec![0., 0., 1., 1.]);
+    }
+
+    /// max_abs by hand: [[1, −8], [4, 2]] has max |x| = 8: every column is divided by 8.
+    #[test]
+    fn max_abs_divides_every_column_by_the_largest_magnitude() {
+        let mut m = vec![1., -8., 4., 2.];
+        let s = fit(&m, 2, Method::MaxAbs, 0.0);
+        apply(&mut m, &s);
+        assert_eq!(m, vec![0.125, -1.0, 0.5, 0.25]);
     }
 }
