@@ -46,7 +46,10 @@ impl ParamError {
     }
 }
 
-/// Declares a stage's params: `/// doc` then `name: Type = default,` per field.
+/// Declares a stage's params: `/// doc` then `name: Type = default,` per field. A field may
+/// carry one `#[serde(...)]` after its docs, e.g. `skip_serializing_if = "Option::is_none"`
+/// for a param added later: left at its default, it stays out of the canonical params, so the
+/// cache keys of existing pipelines do not change.
 ///
 /// The expansion derives serde's traits by name, so the crate using it depends on `serde`
 /// (with `derive`) and `serde_json`.
@@ -57,6 +60,7 @@ macro_rules! stage_params {
         pub struct $name:ident {
             $(
                 $(#[doc = $doc:literal])+
+                $(#[serde($($sattr:tt)*)])?
                 $field:ident : $ty:ty = $default:expr
             ),* $(,)?
         }
@@ -65,7 +69,7 @@ macro_rules! stage_params {
         #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
         #[serde(deny_unknown_fields, default)]
         pub struct $name {
-            $( $(#[doc = $doc])+ pub $field: $ty, )*
+            $( $(#[doc = $doc])+ $(#[serde($($sattr)*)])? pub $field: $ty, )*
         }
         impl Default for $name {
             fn default() -> Self {

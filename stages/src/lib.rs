@@ -25,6 +25,7 @@ pub mod gd;
 pub mod load;
 mod plot;
 pub mod quantile_normalize;
+pub mod pretrain;
 pub mod rbf;
 mod split;
 pub mod standardize;
@@ -53,6 +54,7 @@ pub fn registry() -> Registry {
         &train::Train,
         &gd::Gd,
         &rbf::Rbf,
+        &pretrain::Pretrain,
         &evaluate::Evaluate,
         &tabulate::Tabulate,
         &plot::Plot,

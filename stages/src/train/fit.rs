@@ -23,12 +23,15 @@ pub struct FitData<'a> {
     pub q: usize,
     /// Inputs and targets evaluated after every epoch.
     pub eval: Option<(&'a [f32], &'a [f32])>,
+    /// Pretrained first layers (the `pretrained` input, e.g. `pretrain`'s encoder): their
+    /// weights and biases replace the drawn ones; the layers above keep `init`.
+    pub pretrained: Option<&'a Mlp>,
 }
 
 impl<'a> FitData<'a> {
     /// Training data without an evaluation set.
     pub fn new(x: &'a [f32], y: &'a [f32], q: usize) -> Self {
-        FitData { x, y, q, eval: None }
+        FitData { x, y, q, eval: None, pretrained: None }
     }
 }
 
@@ -56,6 +59,9 @@ pub fn fit(p: &TrainParams, data: &FitData, seed: u64, threads: usize, ctx: Opti
     let rows = y.len() / q;
     let pin = x.len().checked_div(rows).unwrap_or(0);
     let mut model = init_model(p, pin, q, seed);
+    if let Some(pre) = data.pretrained {
+        load_pretrained(&mut model, pre)?;
+    }
     let batch = p.batch.min(rows).max(1);
     let steps = if p.steps_per_epoch > 0 { p.steps_per_epoch } else { (rows / batch).max(1) };
     let mut ws = model.workspace(batch);
@@ -132,6 +138,30 @@ fn init_model(p: &TrainParams, pin: usize, q: usize, seed: u64) -> Mlp {
         init.fill(&mut layer.w, &mut layer.b, layer.fan_in, layer.fan_out, &mut init_rng);
     }
     model
+}
+
+/// Copies the weights and biases of `pre`'s layers into the first layers of `model`. The
+/// pretrained stack must match the network's first layers in size and leave at least the
+/// output layer to train from `init`.
+fn load_pretrained(model: &mut Mlp, pre: &Mlp) -> StageResult<()> {
+    let shape = |m: &Mlp| m.layers.iter().map(|l| format!("{}→{}", l.fan_in, l.fan_out)).collect::<Vec<_>>().join(", ");
+    let fits = pre.layers.len() < model.layers.len()
+        && pre.layers.iter().zip(&model.layers).all(|(a, b)| (a.fan_in, a.fan_out) == (b.fan_in, b.fan_out));
+    if !fits {
+        return Err(StageError::param(
+            "pretrained",
+            format!(
+                "the pretrained layers ({}) do not match the first hidden layers of this network ({}): `hidden` must start with the pretrained sizes, and the data must have the features the stack was pretrained on",
+                shape(pre),
+                shape(model)
+            ),
+        ));
+    }
+    for (dst, src) in model.layers.iter_mut().zip(&pre.layers) {
+        dst.w.clone_from(&src.w);
+        dst.b.clone_from(&src.b);
+    }
+    Ok(())
 }
 
 /// The history entry of an epoch, before evaluation metrics.

@@ -17,11 +17,12 @@ pub mod schedule;
 pub mod stepper;
 
 pub use fit::{fit, FitData, Trained};
-pub use params::{AdaptiveRule, Batching, LalrVariant, MChoice, Policy, TrainParams, YNorm};
+pub use params::{AdaptiveRule, Batching, Clip, LalrVariant, MChoice, Policy, TrainParams, YNorm};
 pub use schedule::{lalr_knobs, lalr_rate, Lalr, Measured};
 
 use crate::dataset::Dataset;
 use crate::metrics::targets_for;
+use crate::nn::mlp::Mlp;
 use repro_core::{write_json, Ctx, InputSlot, Metrics, ParamError, StageError, StageResult, TypedStage};
 
 /// The `train` stage kind.
@@ -35,6 +36,10 @@ impl TypedStage for Train {
     const INPUTS: &'static [InputSlot] = &[
         InputSlot::one("data", "training dataset"),
         InputSlot::optional("eval", "dataset evaluated after every epoch (history only)"),
+        InputSlot::optional(
+            "pretrained",
+            "a model whose layers initialize the first hidden layers (e.g. pretrain.model: fine-tuning)",
+        ),
     ];
 
     fn validate(p: &TrainParams) -> Result<(), ParamError> {
@@ -74,7 +79,17 @@ impl TypedStage for Train {
             }
             None => None,
         };
-        let data = FitData { x: &d.x, y: &y, q, eval: ev.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())) };
+        let pretrained = match ctx.optional_input("pretrained") {
+            Some(a) => Some(Mlp::load(&a.path)?.0),
+            None => None,
+        };
+        let data = FitData {
+            x: &d.x,
+            y: &y,
+            q,
+            eval: ev.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())),
+            pretrained: pretrained.as_ref(),
+        };
         let t = fit(p, &data, ctx.seed, ctx.threads, Some(ctx))?;
         let info =
             serde_json::json!({"features": d.features, "targets": d.targets, "classes": d.classes, "loss": p.loss});
@@ -363,7 +378,7 @@ mod tests {
             batch: 2,
             ..Default::default()
         };
-        let data = FitData { x: &x, y: &y, q: 1, eval: Some((&ex, &ey)) };
+        let data = FitData { x: &x, y: &y, q: 1, eval: Some((&ex, &ey)), pretrained: None };
         let h = fit(&p, &data, 1, 1, None).unwrap().history;
         let lr: Vec<f64> = h.iter().map(|e| e["lr"].as_f64().unwrap()).collect();
         assert!((lr[0] - 2.703075476694486e-19).abs() < 1e-25, "{lr:?}");
@@ -403,5 +418,27 @@ mod tests {
         assert_eq!(serde_json::to_value(&rows).unwrap()["norms"], "max_row");
         let bad = serde_json::from_str::<Policy>(r#"{"name": "lipschitz", "variant": "paper", "mm": 1}"#);
         assert!(bad.unwrap_err().to_string().contains("mm"));
+    }
+
+    /// A `pretrained` stack replaces the drawn weights of the first layers (seen after an
+    /// epoch at a negligible rate); one that does not fit the network is refused, naming the
+    /// input.
+    #[test]
+    fn pretrained_layers_initialize_the_first_layers() {
+        let x = [0f32, 1., 1., 0., 1., 1.];
+        let y = [1f32, 0., 1.];
+        let mut pre = Mlp::new(&[2, 3], &[Activation::Relu], &[]);
+        pre.layers[0].w = vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
+        pre.layers[0].b = vec![0.01, 0.02, 0.03];
+        let p = TrainParams { hidden: vec![3], lr: 1e-30, epochs: 1, batch: 3, ..Default::default() };
+        let data = FitData { pretrained: Some(&pre), ..FitData::new(&x, &y, 1) };
+        let t = fit(&p, &data, 1, 1, None).unwrap();
+        assert_eq!(t.model.layers[0].w, pre.layers[0].w);
+        assert_eq!(t.model.layers[0].b, pre.layers[0].b);
+        let other = fit(&p, &FitData::new(&x, &y, 1), 1, 1, None).unwrap();
+        assert_eq!(t.model.layers[1], other.model.layers[1], "the output layer is drawn as without");
+        let wide = TrainParams { hidden: vec![4], ..p };
+        let Err(e) = fit(&wide, &data, 1, 1, None) else { panic!("2→3 does not fit 2→4") };
+        assert_eq!(e.param.as_deref(), Some("pretrained"));
     }
 }
