@@ -91,6 +91,40 @@ pub enum Policy {
     ExpDecay {
         gamma: f64,
     },
+    /// The lecture's "halve the learning rate on a fixed schedule": lr_e = lr · factor^⌊(e − 1)/every⌋.
+    Step {
+        every: usize,
+        #[serde(default = "default_half")]
+        factor: f64,
+    },
+    /// The lecture's "linear decrease from α₀ to α_f" (Goodfellow et al. §8.3.1): lr_e =
+    /// lr + (final_lr − lr)·min(1, (e − 1)/τ), τ = `until` (0: the last epoch), then constant.
+    Linear {
+        final_lr: f64,
+        #[serde(default)]
+        until: usize,
+    },
+    /// The lecture's 1-cycle policy (Smith 2018) as PyTorch's `OneCycleLR` (cosine annealing),
+    /// stepped once per epoch: from lr/div_factor up to lr (the peak) over the first pct_start
+    /// of the epochs, then down to lr/(div_factor·final_div_factor). Momentum is not cycled.
+    OneCycle {
+        #[serde(default = "default_div")]
+        div_factor: f64,
+        #[serde(default = "default_final_div")]
+        final_div_factor: f64,
+        #[serde(default = "default_pct_start")]
+        pct_start: f64,
+    },
+    /// The lecture's "SGD with warm restarts" (SGDR, Loshchilov & Hutter 2017) as PyTorch's
+    /// `CosineAnnealingWarmRestarts`, per epoch: lr_e = min_lr + (lr − min_lr)(1 + cos(π·T_cur/T_i))/2,
+    /// restarting after T_i epochs, T_i = t0·t_mult^k.
+    CosineRestarts {
+        t0: usize,
+        #[serde(default = "default_one")]
+        t_mult: usize,
+        #[serde(default)]
+        min_lr: f64,
+    },
     /// LALR. `variant` sets every knob; any knob given explicitly overrides it. The canonical
     /// params carry every knob resolved, so a preset's meaning is part of the cache key.
     Lipschitz(LalrSpec),
@@ -202,6 +236,21 @@ pub enum AdaptiveRule {
     Adam,
 }
 
+fn default_half() -> f64 {
+    0.5
+}
+fn default_div() -> f64 {
+    25.0
+}
+fn default_final_div() -> f64 {
+    1e4
+}
+fn default_pct_start() -> f64 {
+    0.3
+}
+fn default_one() -> usize {
+    1
+}
 fn default_first_lr() -> f64 {
     0.1
 }
@@ -213,6 +262,16 @@ fn default_floor() -> f64 {
 }
 fn default_monitor_rows() -> usize {
     5000
+}
+
+/// How gradients are clipped.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Clip {
+    /// Scale every gradient by max_norm/(‖g‖ + 1e-6) when the global norm ‖g‖ exceeds max_norm.
+    Norm(f64),
+    /// Clamp every gradient component to [−value, value].
+    Value(f64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,7 +307,7 @@ stage_params! {
         optimizer: Optimizer = Optimizer::Sgd { momentum: 0.0, nesterov: false, convention: Convention::Pytorch },
         /// Initial (or fixed) learning rate. D-GEX: 5e-4 with one hidden layer.
         lr: f64 = 0.01,
-        /// Learning-rate policy: { name = "fixed" }, { name = "dgex_decay" }, { name = "exp_decay", gamma = 0.95 }, { name = "lipschitz", variant = "paper" }.
+        /// Learning-rate policy: { name = "fixed" }, { name = "dgex_decay" }, { name = "exp_decay", gamma = 0.95 }, { name = "lipschitz", variant = "paper" }; the lecture's { name = "step", every = 10 } (halving), { name = "linear", final_lr = 1e-4 }, { name = "one_cycle" }, { name = "cosine_restarts", t0 = 10 }.
         policy: Policy = Policy::Fixed,
         /// Learning-rate multiplier of the weights of every layer after the first (D-GEX: 3.0).
         lr_scale_after_first: f64 = 1.0,
@@ -264,6 +323,12 @@ stage_params! {
         steps_per_epoch: usize = 0,
         /// Also save the weights after these epochs (outputs `epoch<E>`).
         save_at: Vec<usize> = vec![],
+        /// Gradient clipping (the lecture's remedy for exploding gradients), first-order
+        /// optimizers: { norm = 1.0 } scales all gradients together when their global L2 norm
+        /// exceeds it (PyTorch's clip_grad_norm_), { value = 0.5 } clamps each to ±value
+        /// (clip_grad_value_); before weight decay is added. Unset: no clipping.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        clip: Option<Clip> = None,
         /// "cpu" (a "cuda" build is not available yet).
         device: String = "cpu".into(),
     }
@@ -317,6 +382,37 @@ pub(super) fn validate(p: &TrainParams) -> Result<(), ParamError> {
             "device",
             format!("device `{}` is not available in this build; use \"cpu\"", p.device),
         ));
+    }
+    match p.clip {
+        Some(Clip::Norm(v) | Clip::Value(v)) if !(v > 0.0 && v.is_finite()) => {
+            return Err(ParamError::new("clip", format!("must be a positive number, got {v}")));
+        }
+        Some(_) if matches!(p.optimizer, Optimizer::Lbfgs { .. }) => {
+            return Err(ParamError::new("clip", "clipping applies to the first-order optimizers, not L-BFGS"));
+        }
+        _ => {}
+    }
+    match p.policy {
+        Policy::Step { every: 0, .. } => return Err(ParamError::new("policy.every", "must be at least 1")),
+        Policy::Step { factor, .. } if !(factor > 0.0 && factor.is_finite()) => {
+            return Err(ParamError::new("policy.factor", "must be a positive number"));
+        }
+        Policy::Linear { final_lr, .. } if !(final_lr >= 0.0 && final_lr.is_finite()) => {
+            return Err(ParamError::new("policy.final_lr", "must be a number ≥ 0"));
+        }
+        Policy::OneCycle { pct_start, .. } if !(pct_start > 0.0 && pct_start < 1.0) => {
+            return Err(ParamError::new("policy.pct_start", "must lie in (0, 1)"));
+        }
+        Policy::OneCycle { div_factor, final_div_factor, .. } if !(div_factor >= 1.0 && final_div_factor >= 1.0) => {
+            return Err(ParamError::new("policy.div_factor", "div_factor and final_div_factor must be ≥ 1"));
+        }
+        Policy::CosineRestarts { t0: 0, .. } | Policy::CosineRestarts { t_mult: 0, .. } => {
+            return Err(ParamError::new("policy.t0", "t0 and t_mult must be at least 1"));
+        }
+        Policy::CosineRestarts { min_lr, .. } if !(min_lr >= 0.0 && min_lr < p.lr) => {
+            return Err(ParamError::new("policy.min_lr", "must lie in [0, lr)"));
+        }
+        _ => {}
     }
     match p.loss {
         Loss::TiltedLogCosh { tau } | Loss::Pinball { tau } | Loss::Sbqc { tau } if !(tau > 0.0 && tau < 1.0) => {

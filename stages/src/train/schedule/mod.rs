@@ -8,6 +8,7 @@
 mod adaptive;
 mod dgex_decay;
 mod exp_decay;
+mod lecture;
 mod lipschitz;
 
 pub use lipschitz::{lalr_knobs, lalr_rate, Lalr, Measured};
@@ -66,6 +67,9 @@ pub fn for_params(p: &TrainParams, rows: usize, seed: u64) -> Box<dyn LrSchedule
             Box::new(dgex_decay::DgexDecay::new(*factor, *floor, *monitor_rows, rows, seed))
         }
         Policy::ExpDecay { gamma } => Box::new(exp_decay::ExpDecay { base: p.lr, gamma: *gamma }),
+        Policy::Step { .. } | Policy::Linear { .. } | Policy::OneCycle { .. } | Policy::CosineRestarts { .. } => {
+            Box::new(lecture::Lecture { policy: p.policy.clone(), base: p.lr, epochs: p.epochs })
+        }
         Policy::Lipschitz { .. } => Box::new(lipschitz::Lipschitz::new(p)),
         Policy::LipschitzAdaptive { rule, first_lr, bias_correction } => {
             Box::new(adaptive::Adaptive::new(p, *rule, *first_lr, *bias_correction))
