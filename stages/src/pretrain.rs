@@ -592,7 +592,13 @@ impl TypedStage for Pretrain {
             return Err(ParamError::new("hidden", "needs at least one layer, each with at least one unit"));
         }
         if p.epochs == 0 || p.batch == 0 || p.cd_k == 0 {
-            let name = if p.epochs == 0 { "epochs" } else if p.batch == 0 { "batch" } else { "cd_k" };
+            let name = if p.epochs == 0 {
+                "epochs"
+            } else if p.batch == 0 {
+                "batch"
+            } else {
+                "cd_k"
+            };
             return Err(ParamError::new(name, "must be at least 1"));
         }
         if !(p.init_std.is_finite() && p.init_std >= 0.0) {
@@ -872,7 +878,10 @@ mod tests {
     fn adaptive_autoencoder_is_refused() {
         let p = PretrainParams { model: Model::Autoencoder, ..Default::default() };
         assert_eq!(Pretrain::validate(&p).unwrap_err().param, "step");
-        let p = PretrainParams { step: Step::Constant { lr: 0.0, momentum: 0.0, final_momentum: None, switch_epoch: 5 }, ..Default::default() };
+        let p = PretrainParams {
+            step: Step::Constant { lr: 0.0, momentum: 0.0, final_momentum: None, switch_epoch: 5 },
+            ..Default::default()
+        };
         assert_eq!(Pretrain::validate(&p).unwrap_err().param, "step");
     }
 }

@@ -262,7 +262,9 @@ impl Executor for SlurmExecutor {
             job.bar.set_message(format!("Slurm job {id}"));
             tracing::info!(stage = %job.inst.name, job = %id, "submitted");
             let state = self.wait(&id)?;
-            if let Some(rec) = store.lookup(&job.key, &job.inst.outputs).filter(|r| r.environment.get("slurm_job_id") == Some(&id)) {
+            if let Some(rec) =
+                store.lookup(&job.key, &job.inst.outputs).filter(|r| r.environment.get("slurm_job_id") == Some(&id))
+            {
                 tracing::info!(stage = %job.inst.name, job = %id, "done in {:.2}s ({:.2}s computing)", t0.elapsed().as_secs_f64(), rec.seconds);
                 return Ok(Computed::Ran(rec));
             }
