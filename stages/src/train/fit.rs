@@ -66,7 +66,7 @@ pub fn fit(p: &TrainParams, data: &FitData, seed: u64, threads: usize, ctx: Opti
     let steps = if p.steps_per_epoch > 0 { p.steps_per_epoch } else { (rows / batch).max(1) };
     let mut ws = model.workspace(batch);
     let mut schedule = schedule::for_params(p, rows, seed);
-    let mut stepper = stepper::for_params(p, &model, threads);
+    let mut stepper = stepper::for_params(p, &model, threads)?;
     let mut batches =
         Batches { batching: p.batching, rng: rng(seed, "batches"), idx: (0..rows).collect(), rows, batch };
     let mut drop_rng = rng(seed, "dropout");
@@ -97,6 +97,7 @@ pub fn fit(p: &TrainParams, data: &FitData, seed: u64, threads: usize, ctx: Opti
             check_finite(loss, epoch, step, &stepper.rate_label(lr))?;
             loss_sum += loss;
         }
+        stepper.end_epoch(&mut model);
         let mut h = epoch_record(epoch, lr, loss_sum / steps as f64, schedule.as_ref(), info);
         if let Some((ex, ey)) = data.eval {
             let pred = model.predict(ex, threads);

@@ -11,13 +11,14 @@
 //! LipschitzLR's adaptive optimizers) and [`stepper`] (first-order optimizers vs L-BFGS
 //! behind `Stepper`).
 
+pub mod candle;
 pub mod fit;
 pub mod params;
 pub mod schedule;
 pub mod stepper;
 
 pub use fit::{fit, FitData, Trained};
-pub use params::{AdaptiveRule, Batching, Clip, LalrVariant, MChoice, Policy, TrainParams, YNorm};
+pub use params::{AdaptiveRule, Backend, Batching, Clip, LalrVariant, MChoice, Policy, TrainParams, YNorm};
 pub use schedule::{lalr_knobs, lalr_rate, Lalr, Measured};
 
 use crate::dataset::Dataset;
@@ -99,6 +100,11 @@ impl TypedStage for Train {
         }
         write_json(&ctx.output("history"), &t.history)?;
         let mut m = Metrics::new();
+        if p.backend == Backend::Candle {
+            // What ran is part of the record (the device is also in the params, hence the key).
+            m.insert("backend".into(), format!("candle {}", candle::CANDLE_VERSION).into());
+            m.insert("device".into(), p.device.clone().into());
+        }
         if let Some(last) = t.history.last() {
             m.insert("final".into(), last.clone());
         }

@@ -264,6 +264,22 @@ fn default_monitor_rows() -> usize {
     5000
 }
 
+/// Which trainer runs the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// The hand-written CPU trainer (`nn::mlp`).
+    Native,
+    /// candle-core / candle-nn tensors and autograd (`train::candle`), on `device`.
+    Candle,
+}
+
+impl Backend {
+    fn is_native(&self) -> bool {
+        *self == Backend::Native
+    }
+}
+
 /// How gradients are clipped.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -329,7 +345,11 @@ stage_params! {
         /// (clip_grad_value_); before weight decay is added. Unset: no clipping.
         #[serde(skip_serializing_if = "Option::is_none")]
         clip: Option<Clip> = None,
-        /// "cpu" (a "cuda" build is not available yet).
+        /// "native" (the hand-written CPU trainer, the default and fastest on a CPU) or
+        /// "candle" (candle tensors and autograd: the path to a GPU through `device`).
+        #[serde(skip_serializing_if = "Backend::is_native")]
+        backend: Backend = Backend::Native,
+        /// "cpu", or with backend = "candle" in a build with `--features cuda`: "cuda" / "cuda:N".
         device: String = "cpu".into(),
     }
 }
@@ -377,11 +397,14 @@ pub(super) fn validate(p: &TrainParams) -> Result<(), ParamError> {
     if let Some(e) = p.save_at.iter().find(|e| **e == 0 || **e > p.epochs) {
         return Err(ParamError::new("save_at", format!("epoch {e} is outside 1..={}", p.epochs)));
     }
-    if p.device != "cpu" {
+    if p.backend == Backend::Native && p.device != "cpu" {
         return Err(ParamError::new(
             "device",
-            format!("device `{}` is not available in this build; use \"cpu\"", p.device),
+            format!("device `{}` needs backend = \"candle\"; the native trainer runs on \"cpu\"", p.device),
         ));
+    }
+    if p.backend == Backend::Candle {
+        super::candle::check(p)?;
     }
     match p.clip {
         Some(Clip::Norm(v) | Clip::Value(v)) if !(v > 0.0 && v.is_finite()) => {

@@ -25,11 +25,18 @@ pub trait Stepper {
     ) -> f64;
     /// How the rate is named in a divergence message.
     fn rate_label(&self, lr: f64) -> String;
+    /// After the last step of an epoch, before evaluation and the policy look at `model`: a
+    /// stepper that keeps the weights elsewhere (the candle backend) writes them back.
+    fn end_epoch(&mut self, _model: &mut Mlp) {}
 }
 
 /// The stepper `p.optimizer` names, for `model`.
-pub fn for_params(p: &TrainParams, model: &Mlp, threads: usize) -> Box<dyn Stepper> {
-    match p.optimizer.method() {
+pub fn for_params(p: &TrainParams, model: &Mlp, threads: usize) -> repro_core::StageResult<Box<dyn Stepper>> {
+    if p.backend == super::params::Backend::Candle {
+        let s = super::candle::CandleStepper::new(p, model).map_err(|e| repro_core::StageError::param("device", e))?;
+        return Ok(Box::new(s));
+    }
+    Ok(match p.optimizer.method() {
         Method::Lbfgs(cfg) => {
             Box::new(LbfgsStepper { lbfgs: Lbfgs::new(cfg), loss: p.loss, weight_decay: p.weight_decay, threads })
         }
@@ -43,7 +50,7 @@ pub fn for_params(p: &TrainParams, model: &Mlp, threads: usize) -> Box<dyn Stepp
             clip: p.clip,
             threads,
         }),
-    }
+    })
 }
 
 /// Elementwise optimizers: one state per weight and bias buffer (and PReLU slope).
