@@ -101,6 +101,10 @@ stage_params! {
         max_iters: usize = 1000,
         /// Record the loss every this many iterations in `history` (0: only the first and last).
         record_every: usize = 0,
+        /// Also record the training and `eval` accuracy at those iterations (classification;
+        /// LipschitzLR's Figure 2). Keeps the weights of every recorded iteration until the end.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        record_accuracy: bool = false,
     }
 }
 
@@ -312,6 +316,8 @@ pub struct GdRun {
     pub final_loss: f64,
     pub theta: Vec<f64>,
     pub curve: Vec<(usize, f64)>,
+    /// The weights at each point of `curve`, with `record_accuracy`.
+    pub snapshots: Vec<Vec<f64>>,
 }
 
 /// Runs gradient descent on X (n × c, already designed) and model targets y.
@@ -351,8 +357,12 @@ pub fn descend_until(
         }
     }
     let mut curve = Vec::new();
+    let mut snapshots = Vec::new();
     let (mut loss, mut g) = loss_grad(p.model, x, c, y, &theta, k);
     curve.push((0, loss));
+    if p.record_accuracy {
+        snapshots.push(theta.clone());
+    }
     let below = |l: f64| p.stop_below.is_some_and(|t| l < t);
     let mut iterations = below(loss).then_some(0);
     let mut it = 0;
@@ -372,6 +382,9 @@ pub fn descend_until(
         }
         if p.record_every > 0 && it % p.record_every == 0 {
             curve.push((it, loss));
+            if p.record_accuracy {
+                snapshots.push(theta.clone());
+            }
         }
         if below(loss) {
             iterations = Some(it);
@@ -379,9 +392,12 @@ pub fn descend_until(
     }
     if curve.last().map(|c| c.0) != Some(it) {
         curve.push((it, loss));
+        if p.record_accuracy {
+            snapshots.push(theta.clone());
+        }
     }
     let k_used = (p.model == Model::Linear).then_some(kk);
-    Ok(GdRun { lipschitz: lip, alpha, k: k_used, iterations, iters_run: it, final_loss: loss, theta, curve })
+    Ok(GdRun { lipschitz: lip, alpha, k: k_used, iterations, iters_run: it, final_loss: loss, theta, curve, snapshots })
 }
 
 impl TypedStage for Gd {
@@ -447,6 +463,7 @@ impl TypedStage for Gd {
         m.insert("iterations_run".into(), r.iters_run.into());
         m.insert("final_loss".into(), r.final_loss.into());
         m.insert("train_accuracy".into(), accuracy(p.model, &x, c, &y, &r.theta, k).map_or(Value::Null, Value::from));
+        let mut held_out = None;
         if let Some(a) = ctx.optional_input("eval") {
             let e = Dataset::read(&a.path)?;
             if e.p() != d.p() {
@@ -459,12 +476,28 @@ impl TypedStage for Gd {
                 "eval_accuracy".into(),
                 accuracy(p.model, &ex, c, &ey, &r.theta, k).map_or(Value::Null, Value::from),
             );
+            held_out = Some((ex, ey));
         }
         // `accuracy`: on the held-out set when there is one, else on the training data.
         let acc = if m["eval_accuracy"].is_null() { m["train_accuracy"].clone() } else { m["eval_accuracy"].clone() };
         m.insert("accuracy".into(), acc);
         write_json(&ctx.output("metrics"), &m)?;
-        let hist: Vec<Value> = r.curve.iter().map(|(i, l)| json!({"iteration": i, "loss": l})).collect();
+        let acc_at = |theta: &[f64], xs: &[f64], ys: &[f64]| accuracy(p.model, xs, c, ys, theta, k).map_or(Value::Null, Value::from);
+        let hist: Vec<Value> = r
+            .curve
+            .iter()
+            .enumerate()
+            .map(|(n, (i, l))| {
+                let mut h = json!({"iteration": i, "loss": l});
+                if let Some(theta) = r.snapshots.get(n) {
+                    h["train_accuracy"] = acc_at(theta, &x, &y);
+                    if let Some((ex, ey)) = &held_out {
+                        h["eval_accuracy"] = acc_at(theta, ex, ey);
+                    }
+                }
+                h
+            })
+            .collect();
         write_json(&ctx.output("history"), &hist)?;
         Ok(m)
     }
@@ -598,5 +631,32 @@ mod tests {
         assert_eq!(a.curve[0], b.curve[0]);
         let other = descend(&p, &x, c, &y, 3, 0.0, 6).unwrap();
         assert_ne!(a.curve[0], other.curve[0]);
+    }
+
+    /// `record_accuracy` keeps the weights of every recorded iteration (the start, every
+    /// `record_every`, the end), the last being the final weights; it stays out of the key
+    /// unless set.
+    #[test]
+    fn record_accuracy_keeps_the_weights_of_each_recorded_iteration() {
+        let d = bundled("iris").unwrap();
+        let (x, c, ..) = design(&d, false, Scale::None, None);
+        let y: Vec<f64> = (0..d.rows() * 3)
+            .map(|i| f64::from(u8::from(d.labels.as_ref().unwrap()[i / 3] as usize == i % 3)))
+            .collect();
+        let p = GdParams {
+            max_iters: 7,
+            record_every: 3,
+            record_accuracy: true,
+            alpha: Alpha::Fixed(0.01),
+            scale: Scale::None,
+            bias: false,
+            ..params(Model::Softmax)
+        };
+        let r = descend(&p, &x, c, &y, 3, 0.0, 5).unwrap();
+        let at: Vec<usize> = r.curve.iter().map(|c| c.0).collect();
+        assert_eq!(at, [0, 3, 6, 7]);
+        assert_eq!(r.snapshots.len(), 4);
+        assert_eq!(r.snapshots[3], r.theta);
+        assert!(serde_json::to_value(params(Model::Softmax)).unwrap().get("record_accuracy").is_none());
     }
 }
