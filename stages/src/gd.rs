@@ -482,7 +482,9 @@ impl TypedStage for Gd {
         let acc = if m["eval_accuracy"].is_null() { m["train_accuracy"].clone() } else { m["eval_accuracy"].clone() };
         m.insert("accuracy".into(), acc);
         write_json(&ctx.output("metrics"), &m)?;
-        let acc_at = |theta: &[f64], xs: &[f64], ys: &[f64]| accuracy(p.model, xs, c, ys, theta, k).map_or(Value::Null, Value::from);
+        let acc_at = |theta: &[f64], xs: &[f64], ys: &[f64]| {
+            accuracy(p.model, xs, c, ys, theta, k).map_or(Value::Null, Value::from)
+        };
         let hist: Vec<Value> = r
             .curve
             .iter()
@@ -612,13 +614,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn same_seed_same_start_for_both_alphas() {
+    /// Iris unscaled without a bias column, and its one-hot labels.
+    fn iris_onehot() -> (Vec<f64>, usize, Vec<f64>) {
         let d = bundled("iris").unwrap();
         let (x, c, ..) = design(&d, false, Scale::None, None);
         let y: Vec<f64> = (0..d.rows() * 3)
             .map(|i| f64::from(u8::from(d.labels.as_ref().unwrap()[i / 3] as usize == i % 3)))
             .collect();
+        (x, c, y)
+    }
+
+    #[test]
+    fn same_seed_same_start_for_both_alphas() {
+        let (x, c, y) = iris_onehot();
         let p = GdParams {
             max_iters: 1,
             alpha: Alpha::Fixed(1e-300),
@@ -638,11 +646,7 @@ mod tests {
     /// unless set.
     #[test]
     fn record_accuracy_keeps_the_weights_of_each_recorded_iteration() {
-        let d = bundled("iris").unwrap();
-        let (x, c, ..) = design(&d, false, Scale::None, None);
-        let y: Vec<f64> = (0..d.rows() * 3)
-            .map(|i| f64::from(u8::from(d.labels.as_ref().unwrap()[i / 3] as usize == i % 3)))
-            .collect();
+        let (x, c, y) = iris_onehot();
         let p = GdParams {
             max_iters: 7,
             record_every: 3,

@@ -118,15 +118,6 @@ fn five() -> usize {
 fn adam_lr() -> f64 {
     1e-3
 }
-fn b1() -> f64 {
-    0.9
-}
-fn b2() -> f64 {
-    0.999
-}
-fn eps8() -> f64 {
-    1e-8
-}
 
 /// How big each update is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -146,11 +137,11 @@ pub enum Step {
     Adam {
         #[serde(default = "adam_lr")]
         lr: f64,
-        #[serde(default = "b1")]
+        #[serde(default = "crate::nn::optim::b1")]
         beta1: f64,
-        #[serde(default = "b2")]
+        #[serde(default = "crate::nn::optim::b2")]
         beta2: f64,
-        #[serde(default = "eps8")]
+        #[serde(default = "crate::nn::optim::eps8")]
         eps: f64,
     },
     /// The analytical adaptive step, in a named variant.

@@ -77,16 +77,16 @@ fn pytorch() -> Convention {
 fn eps10() -> f64 {
     1e-10
 }
-fn eps8() -> f64 {
+pub(crate) fn eps8() -> f64 {
     1e-8
 }
 fn alpha99() -> f64 {
     0.99
 }
-fn b1() -> f64 {
+pub(crate) fn b1() -> f64 {
     0.9
 }
-fn b2() -> f64 {
+pub(crate) fn b2() -> f64 {
     0.999
 }
 
