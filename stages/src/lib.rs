@@ -30,6 +30,7 @@ pub mod rbf;
 mod split;
 pub mod standardize;
 mod subsample;
+mod summarize;
 mod synthetic_geo;
 mod synthetic_linear;
 pub mod tabulate;
@@ -56,6 +57,7 @@ pub fn registry() -> Registry {
         &rbf::Rbf,
         &pretrain::Pretrain,
         &evaluate::Evaluate,
+        &summarize::Summarize,
         &tabulate::Tabulate,
         &plot::Plot,
         &command::Command,
