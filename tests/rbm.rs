@@ -50,3 +50,42 @@ fn rbm_adaptive_step_runs_every_policy_and_judges_the_abstract() {
     let svg = std::fs::read_to_string(p.path(&published(&doc, "rbm_adaptive_step_loss_curve", "svg"))).unwrap();
     assert!(svg.contains("adaptive per_layer") && svg.contains("constant, 1e-5"), "legend");
 }
+
+/// MNIST does not ship: a user's CSV (a `label` column and pixel columns 0–255) runs through
+/// the same stages with `--set data=mnist`, and the reports say which data they ran on.
+#[test]
+fn a_users_mnist_csv_runs_instead_of_digits() {
+    let p = project_with(&["rbm_adaptive_step.toml"]);
+    let mut csv = String::from("label");
+    for j in 0..16 {
+        csv.push_str(&format!(",p{j}"));
+    }
+    csv.push('\n');
+    for r in 0..80u32 {
+        csv.push_str(&(r % 4).to_string());
+        for j in 0..16u32 {
+            csv.push_str(&format!(",{}", (r * 37 + j * 11 + (r % 4) * 60) % 256));
+        }
+        csv.push('\n');
+    }
+    p.write("data/mnist_small.csv", &csv);
+    let args = [
+        "pipelines/rbm_adaptive_step.toml",
+        "--set",
+        "data=mnist",
+        "--set",
+        "mnist_csv=data/mnist_small.csv",
+        "--set",
+        "reps=[1, 2]",
+        "--set",
+        "pretrain_epochs=2",
+        "--set",
+        "finetune_epochs=2",
+    ];
+    let doc = run_ok(&p, &args);
+    let acc = published_report(&p, &doc, "rbm_adaptive_step_accuracy");
+    assert!(acc["caption"].as_str().unwrap().contains("MNIST (user file)"), "{}", acc["caption"]);
+    assert_eq!(acc["cells"].as_array().unwrap().len(), 9);
+    let pre = doc["stages"].as_array().unwrap().iter().find(|s| s["kind"] == "pretrain").unwrap();
+    assert!(pre["metrics"]["recon_loss"].as_f64().unwrap().is_finite(), "{pre}");
+}
