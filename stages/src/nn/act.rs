@@ -250,4 +250,14 @@ mod tests {
         assert!((Activation::Gelu.f(1.0) - 0.841_19).abs() < 1e-4);
         assert_eq!(Activation::BinaryStep.f(0.0), 1.0);
     }
+
+    /// The lecture's printed ranges (dnn_lecture.md:176, 210): GELU maps ℝ onto [−0.17, ∞)
+    /// and SiLU onto [−0.278, ∞). The minima on a fine grid, to the printed digits (the
+    /// lecture's GELU is the erf form, ours PyTorch's tanh approximation: both −0.170).
+    #[test]
+    fn the_lectures_printed_ranges() {
+        let min = |a: Activation| (-50_000..0).map(|i| a.f(i as f32 * 1e-4)).fold(f32::INFINITY, f32::min);
+        assert!((min(Activation::Gelu) - -0.17).abs() < 5e-3, "{}", min(Activation::Gelu));
+        assert!((min(Activation::Silu) - -0.278).abs() < 5e-4, "{}", min(Activation::Silu));
+    }
 }
