@@ -547,24 +547,8 @@ mod tests {
     /// derivative on a grid that includes the breakpoint 0 itself.
     #[test]
     fn activations_and_their_derivatives_match_native() {
-        let acts = [
-            Activation::Identity,
-            Activation::Sigmoid,
-            Activation::Tanh,
-            Activation::Relu,
-            Activation::LeakyRelu { alpha: 0.01 },
-            Activation::Prelu { alpha: 0.25, learnable: false },
-            Activation::Elu { alpha: 1.0 },
-            Activation::Selu,
-            Activation::Gelu,
-            Activation::Silu,
-            Activation::Softplus,
-            Activation::Softsign,
-            Activation::Gaussian,
-            Activation::Soboleva { a: 1.0, b: 0.8, c: 1.2, d: 0.9 },
-            Activation::BinaryStep,
-            Activation::Arelu { k: 0.6, n: 1.2 },
-        ];
+        let mut acts = crate::nn::act::tests::all();
+        acts.push(Activation::BinaryStep);
         let xs: Vec<f32> = vec![-30.0, -3.0, -1.0, -0.25, 0.0, 0.25, 1.0, 3.0, 25.0];
         for a in acts {
             let v = Var::from_slice(&xs, xs.len(), &Device::Cpu).unwrap();
