@@ -167,10 +167,7 @@ impl Slot {
                 if mu == 0.0 {
                     w.sub(&g.affine(lr, 0.0)?)?
                 } else {
-                    let v = match self.a.take() {
-                        Some(v) => v,
-                        None => zeros()?,
-                    };
+                    let v = self.a.take().map_or_else(zeros, Ok)?;
                     let (v, w) = match (convention, nesterov) {
                         (Convention::Pytorch, false) => {
                             let v = v.affine(mu, 0.0)?.add(g)?;
@@ -209,39 +206,30 @@ impl Slot {
                 }
             }
             Rule::Adagrad { eps } => {
-                let s = match self.a.take() {
-                    Some(s) => s,
-                    None => zeros()?,
-                }
-                .add(&g.sqr()?)?;
+                let s = self.a.take().map_or_else(zeros, Ok)?.add(&g.sqr()?)?;
                 let w = w.sub(&g.affine(lr, 0.0)?.div(&s.sqrt()?.affine(1.0, eps)?)?)?;
                 self.a = Some(s);
                 w
             }
             Rule::Rmsprop { alpha, eps } => {
-                let s = match self.a.take() {
-                    Some(s) => s,
-                    None => zeros()?,
-                }
-                .affine(alpha, 0.0)?
-                .add(&g.sqr()?.affine(1.0 - alpha, 0.0)?)?;
+                let s = self
+                    .a
+                    .take()
+                    .map_or_else(zeros, Ok)?
+                    .affine(alpha, 0.0)?
+                    .add(&g.sqr()?.affine(1.0 - alpha, 0.0)?)?;
                 let w = w.sub(&g.affine(lr, 0.0)?.div(&s.sqrt()?.affine(1.0, eps)?)?)?;
                 self.a = Some(s);
                 w
             }
             Rule::Adam { beta1, beta2, eps } => {
-                let m = match self.a.take() {
-                    Some(m) => m,
-                    None => zeros()?,
-                }
-                .affine(beta1, 0.0)?
-                .add(&g.affine(1.0 - beta1, 0.0)?)?;
-                let v = match self.b.take() {
-                    Some(v) => v,
-                    None => zeros()?,
-                }
-                .affine(beta2, 0.0)?
-                .add(&g.sqr()?.affine(1.0 - beta2, 0.0)?)?;
+                let m = self.a.take().map_or_else(zeros, Ok)?.affine(beta1, 0.0)?.add(&g.affine(1.0 - beta1, 0.0)?)?;
+                let v = self
+                    .b
+                    .take()
+                    .map_or_else(zeros, Ok)?
+                    .affine(beta2, 0.0)?
+                    .add(&g.sqr()?.affine(1.0 - beta2, 0.0)?)?;
                 let c1 = 1.0 - beta1.powi(self.t);
                 let c2s = (1.0 - beta2.powi(self.t)).sqrt();
                 let denom = v.sqrt()?.affine(1.0 / c2s, eps)?;
@@ -505,14 +493,14 @@ impl CandleStepper {
 impl Stepper for CandleStepper {
     fn step(
         &mut self,
-        model: &mut Mlp,
+        _model: &mut Mlp,
         ws: &mut Workspace,
         y: &[f32],
         n: usize,
         lr: f64,
         drop: Option<&mut StageRng>,
     ) -> f64 {
-        let _ = model;
+        // The weights live on the device; `end_epoch` writes them into the model.
         match self.try_step(&ws.inp[0], y, n, lr, drop) {
             Ok(l) => l,
             Err(e) => {
