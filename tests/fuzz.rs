@@ -346,3 +346,77 @@ proptest! {
         prop_assert!(store.lookup(&key, &[]).is_none());
     }
 }
+
+// --- cache keys ---------------------------------------------------------------------------------
+
+/// A JSON value of random shape: strings with quotes, backslashes, control characters and
+/// non-ASCII text, integers and floats, nested arrays and objects.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::{json, Value};
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+        "(.|[\"\\\\\u{0}-\u{1f}\u{7f}é✓])*".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map("[a-z\"\\\\\u{1}é]{0,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// The value with the keys of every object inserted in sorted order (whatever order serde_json's
+/// map keeps: insertion with `preserve_order`, sorted without).
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(800), ..ProptestConfig::default() })]
+
+    /// The key input's canonical JSON, written field by field, is exactly the canonical JSON of
+    /// its serde value tree (the encoding the golden key pins, and every user's cache uses).
+    #[test]
+    fn streamed_key_encoding_equals_the_value_tree_encoding(
+        params in json_value(),
+        kind in "[a-z_\"\\\\]{1,12}",
+        slots in prop::collection::btree_map("[a-z\"\u{2}]{1,5}", prop::collection::vec((prop::collection::btree_map("[a-z\\\\]{1,4}", json_value(), 0..3), "[0-9a-f]{64}"), 0..3), 0..3),
+        external in prop::collection::vec("[0-9a-f\"]{0,64}", 0..3),
+        seed in any::<u64>(),
+        version in any::<u32>(),
+    ) {
+        use repro_engine::key::{canonical_json, InputKey, KeyInput};
+        let ki = KeyInput {
+            format: repro_engine::key::CACHE_FORMAT,
+            kind,
+            version,
+            params,
+            inputs: slots
+                .into_iter()
+                .map(|(s, arts)| (s, arts.into_iter().map(|(axes, hash)| InputKey { hash, axes }).collect()))
+                .collect(),
+            external,
+            seed,
+        };
+        let value = serde_json::to_value(&ki).unwrap();
+        let tree = canonical_json(&value);
+        prop_assert_eq!(ki.canonical(), tree.clone());
+        // And both are serde_json's own compact output of the value with its keys sorted.
+        prop_assert_eq!(&tree, &serde_json::to_string(&sorted(value)).unwrap());
+        prop_assert_eq!(ki.key(), blake3::hash(tree.as_bytes()).to_hex().to_string());
+    }
+}
