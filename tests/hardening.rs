@@ -513,3 +513,47 @@ fn gc_on_a_read_only_cache_counts_only_what_it_removed() {
     assert!(out.contains(" bytes: 1 objects, 1 run records"), "{out}");
     assert!(!out.contains("freed 0 bytes"), "{out}");
 }
+
+/// The lookup index (#19) is a cache of the run records, never a source of truth: damaged, it
+/// is rebuilt without rerunning anything; a record removed or edited after it was written is
+/// read again (and a removed one recomputed); a no-op rerun leaves it untouched.
+#[test]
+fn the_lookup_index_never_answers_for_a_changed_record() {
+    let p = Proj::new();
+    let consumer =
+        "[stage.b]\nkind = \"command\"\ninputs = \"a.out\"\nrun = [\"sh\", \"-c\", \"cat {in0} > {out:out}\"]\n";
+    p.write("pipelines/p.toml", &format!("{WRITE}{consumer}"));
+    assert_eq!(p.repro(&["run", "pipelines/p.toml"]).status.code(), Some(0));
+    let lookup =
+        || walk(&p.path("cache/index")).into_iter().find(|f| f.extension().is_some_and(|e| e == "lookup")).unwrap();
+    let noop = |why: &str| {
+        let o = p.repro(&["run", "pipelines/p.toml"]);
+        assert_eq!(o.status.code(), Some(0), "{why}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("ran "), "{why}: {}", stderr(&o));
+    };
+    // A no-op rerun writes nothing.
+    let before = std::fs::metadata(lookup()).unwrap().modified().unwrap();
+    noop("no-op");
+    assert_eq!(std::fs::metadata(lookup()).unwrap().modified().unwrap(), before);
+    // Damaged: ignored, nothing reruns, and it is written anew.
+    std::fs::write(lookup(), b"REPROLK1 not an index").unwrap();
+    noop("damaged index");
+    assert!(std::fs::read(lookup()).unwrap().len() > 40, "rebuilt");
+    noop("rebuilt index");
+    // A record removed behind the index's back (what gc does) is a miss: `a` reruns.
+    let rec_a = walk(&p.path("cache/runs"))
+        .into_iter()
+        .find(|r| std::fs::read_to_string(r).unwrap().contains("\"instance\": \"a\""))
+        .unwrap();
+    std::fs::remove_file(&rec_a).unwrap();
+    let o = p.repro(&["run", "pipelines/p.toml"]);
+    assert!(stderr(&o).contains("ran     a"), "{}", stderr(&o));
+    // A record edited in place to name an object that does not exist is read again, and so
+    // is a miss (the index still names the old, intact object).
+    let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rec_a).unwrap()).unwrap();
+    doc["outputs"]["out"]["hash"] = serde_json::json!("cd".repeat(32));
+    std::fs::write(&rec_a, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let o = p.repro(&["run", "pipelines/p.toml"]);
+    assert!(stderr(&o).contains("ran     a"), "{}", stderr(&o));
+    noop("after the reruns");
+}

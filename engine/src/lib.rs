@@ -12,6 +12,7 @@
 pub mod diag;
 pub mod exec;
 pub mod key;
+pub mod lookup;
 pub mod names;
 pub mod plan;
 pub mod provenance;

@@ -52,6 +52,7 @@ pub fn run(cli: &Cli, sel: &Select, f: &Flags) -> Result<i32> {
         targets: sel.targets.clone(),
         bars: std::io::stderr().is_terminal() && !cli.quiet && !f.json,
         quiet: cli.quiet || f.json,
+        all_records: f.json,
     };
     // A data file that is not there fails before anything runs, at the place that named it.
     let missing = plan.missing_files(&root, &plan.select(&sel.targets)?);

@@ -50,6 +50,10 @@ pub struct RunOptions {
     pub bars: bool,
     /// No log lines.
     pub quiet: bool,
+    /// Return the run record of every settled instance (`--json` prints their metrics).
+    /// Otherwise a record the lookup index answered for is read only when a report's
+    /// provenance needs it.
+    pub all_records: bool,
 }
 
 /// What happened to one instance.

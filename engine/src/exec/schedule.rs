@@ -10,11 +10,13 @@ use super::{
 };
 use crate::diag::{Error, Result};
 use crate::key::KeyInput;
+use crate::lookup::Hit;
+use crate::lookup::{digest, Entry, LookupIndex};
 use crate::plan::Plan;
 use crate::store::{ObjectRef, Record, Store};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use repro_core::InputArtifact;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -24,7 +26,8 @@ use std::time::Instant;
 /// A finished job: instance, threads it held, result, wall seconds.
 type Done = (usize, usize, std::result::Result<Computed, JobError>, f64);
 
-/// Runs the plan. Returns the summary and the records of every instance that has one.
+/// Runs the plan. Returns the summary and the run records of the settled instances: every one with
+/// [`RunOptions::all_records`], else those reports need (see `read_records`).
 pub fn run(
     plan: &Plan,
     store: &Store,
@@ -64,13 +67,10 @@ pub fn run(
     });
     s.overall.finish_and_clear();
     if !opts.dry_run {
-        // The index only explains `status`; a read-only or full cache must not fail a run
-        // whose results are all there.
-        if let Err(e) = store.write_index(&plan.spec.path, &s.index_updates) {
-            tracing::warn!("{e}; `repro status` will explain less until it can be written");
-        }
+        s.write_indexes();
     }
-    let stages: Vec<Outcome> = plan.order.iter().filter_map(|&i| s.outcomes[i].clone()).collect();
+    s.read_records();
+    let stages: Vec<Outcome> = plan.order.iter().filter_map(|&i| s.outcomes[i].take()).collect();
     let summary = Summary {
         pipeline: plan.spec.name.clone(),
         stages,
@@ -107,7 +107,13 @@ struct Scheduler<'a> {
     broken: Vec<bool>,
     ready: VecDeque<usize>,
     to_run: VecDeque<(usize, KeyInput, String)>,
-    index_updates: BTreeMap<String, KeyInput>,
+    /// Each keyed instance's key input and key (for the indexes).
+    key_inputs: Vec<Option<KeyInput>>,
+    keys: Vec<Option<String>>,
+    /// The pipeline's lookup index as the last run left it, and the entries this run read or
+    /// wrote anew.
+    lookup: LookupIndex,
+    fresh: HashMap<String, Entry>,
     /// The pipeline's index from earlier runs (instance → last key), for durations.
     previous: BTreeMap<String, KeyInput>,
     /// Seconds that instances queued or running took when they last ran at the same params.
@@ -168,7 +174,10 @@ impl<'a> Scheduler<'a> {
             broken: vec![false; n],
             ready,
             to_run: VecDeque::new(),
-            index_updates: BTreeMap::new(),
+            key_inputs: vec![None; n],
+            keys: vec![None; n],
+            lookup: store.read_lookup(&plan.spec.path),
+            fresh: HashMap::new(),
             previous: if opts.bars { store.read_index(&plan.spec.path) } else { BTreeMap::new() },
             expected: BTreeMap::new(),
 
@@ -241,32 +250,39 @@ impl<'a> Scheduler<'a> {
                 let ki = key_input(self.plan, i, &self.outputs, &ext).expect("inputs of a ready instance are known");
                 keyed.push((i, ki));
             }
-            // Hashing the keys and reading the records are independent per instance.
-            let (store, plan, force) = (self.store, self.plan, &self.opts.force);
-            let found: Vec<(String, Option<Record>)> = {
+            // Hashing the keys and looking them up are independent per instance: the lookup index
+            // answers for records it has read before (one stat each), the rest are read.
+            let (store, plan, force, lookup) = (self.store, self.plan, &self.opts.force, &self.lookup);
+            let found: Vec<(String, Option<Hit>)> = {
                 use rayon::prelude::*;
                 keyed
                     .par_iter()
                     .map(|(i, ki)| {
                         let key = ki.key();
                         let outputs = &plan.instances[*i].outputs;
-                        let rec = if plan.named(*i, force) { None } else { store.lookup(&key, outputs) };
-                        (key, rec)
+                        let hit =
+                            if plan.named(*i, force) { None } else { store.lookup_indexed(&key, outputs, lookup) };
+                        (key, hit)
                     })
                     .collect()
             };
-            for ((i, ki), (key, rec)) in keyed.into_iter().zip(found) {
+            for ((i, ki), (key, hit)) in keyed.into_iter().zip(found) {
                 let inst = &self.plan.instances[i];
-                self.index_updates.insert(inst.name.clone(), ki.clone());
-                if let Some(rec) = rec {
+                self.keys[i] = Some(key.clone());
+                if let Some(hit) = hit {
+                    self.key_inputs[i] = Some(ki);
                     self.n_cached += 1;
                     self.overall.inc(1);
-                    self.outputs[i] = Some(rec.outputs.clone());
+                    if let Some(e) = hit.fresh {
+                        self.fresh.insert(key.clone(), e);
+                    }
+                    self.outputs[i] = Some(hit.outputs);
                     self.outcomes[i] = Some(Outcome::new(inst, Some(key), Status::Cached, 0.0, None));
-                    self.records[i] = Some(rec);
+                    self.records[i] = hit.record;
                     self.release(i);
                     continue;
                 }
+                self.key_inputs[i] = Some(ki.clone());
                 if self.opts.dry_run {
                     self.outcomes[i] = Some(Outcome::new(inst, Some(key), Status::WouldRun, 0.0, None));
                     // Downstream keys are unknown until this runs: they would run too.
@@ -385,6 +401,10 @@ impl<'a> Scheduler<'a> {
                     }
                 };
                 let rec = computed.into_record();
+                if let Some(e) = self.store.record_id(&rec.key).and_then(|id| Entry::new(id, &rec.outputs)) {
+                    self.fresh.insert(rec.key.clone(), e);
+                }
+                self.keys[i] = Some(rec.key.clone());
                 self.outputs[i] = Some(rec.outputs.clone());
                 self.outcomes[i] = Some(Outcome::new(inst, Some(rec.key.clone()), status, seconds, None));
                 self.records[i] = Some(rec);
@@ -395,5 +415,69 @@ impl<'a> Scheduler<'a> {
             }
         }
         self.release(i);
+    }
+
+    /// Brings the pipeline's status index and lookup index up to date, writing nothing when
+    /// this run settled every instance at the key the lookup index already has and read no
+    /// record it lacked (a no-op rerun). The status index is written first: the lookup index
+    /// never names a key the status index does not. Neither is needed for a correct result: a
+    /// read-only or full cache only warns.
+    fn write_indexes(&mut self) {
+        let plan = self.plan;
+        let moved = (0..plan.instances.len()).any(|i| {
+            self.keys[i].as_ref().is_some_and(|k| self.lookup.key_of(&plan.instances[i].name) != digest(k).as_ref())
+        });
+        let path = &plan.spec.path;
+        if !moved && self.fresh.is_empty() && self.store.index_path(path).exists() {
+            return;
+        }
+        let updates: BTreeMap<String, KeyInput> = (0..plan.instances.len())
+            .filter_map(|i| Some((plan.instances[i].name.clone(), self.key_inputs[i].take()?)))
+            .collect();
+        if let Err(e) = self.store.write_index(path, &updates) {
+            tracing::warn!("{e}; `repro status` will explain less until it can be written");
+            return;
+        }
+        let (mut instances, mut entries) = std::mem::take(&mut self.lookup).into_maps();
+        for (i, inst) in plan.instances.iter().enumerate() {
+            if let Some(d) = self.keys[i].as_deref().and_then(digest) {
+                instances.insert(inst.name.clone(), d);
+            }
+        }
+        entries.extend(self.fresh.drain().filter_map(|(k, e)| Some((digest(&k)?, e))));
+        if let Err(e) = self.store.write_lookup(path, &LookupIndex::new(instances, entries)) {
+            tracing::warn!("{e}; the next run will read every run record again");
+        }
+    }
+
+    /// Reads the run records the lookup index answered for without reading them, where the
+    /// caller needs them: every one with `all_records`, else those of report instances and
+    /// everything upstream of them (their provenance).
+    fn read_records(&mut self) {
+        let plan = self.plan;
+        let mut want = vec![self.opts.all_records; plan.instances.len()];
+        for (i, inst) in plan.instances.iter().enumerate() {
+            if inst.report.is_some() {
+                want[i] = true;
+                for u in plan.upstream(i) {
+                    want[u] = true;
+                }
+            }
+        }
+        let missing: Vec<(usize, &String)> = (0..plan.instances.len())
+            .filter(|&i| want[i] && self.records[i].is_none() && self.outputs[i].is_some())
+            .filter_map(|i| Some((i, self.keys[i].as_ref()?)))
+            .collect();
+        let store = self.store;
+        let read: Vec<(usize, Option<Record>)> = {
+            use rayon::prelude::*;
+            missing.par_iter().map(|(i, k)| (*i, store.read_record(k))).collect()
+        };
+        for (i, rec) in read {
+            if rec.is_none() {
+                tracing::warn!("the run record of {} vanished during the run", plan.instances[i].name);
+            }
+            self.records[i] = rec;
+        }
     }
 }
