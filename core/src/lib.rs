@@ -181,6 +181,17 @@ impl Ctx<'_> {
 /// What a finished stage returns besides its files: metrics kept in the run record.
 pub type Metrics = serde_json::Map<String, Value>;
 
+/// What planning needs of an instance's params.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The canonical params.
+    pub params: Value,
+    /// [`Stage::outputs`].
+    pub outputs: Vec<String>,
+    /// [`Stage::external_files`].
+    pub external: Vec<String>,
+}
+
 /// The object-safe face of a stage kind, all the engine knows of it.
 pub trait Stage: Send + Sync {
     /// The name pipelines use in `kind = "…"`.
@@ -196,6 +207,12 @@ pub trait Stage: Send + Sync {
     /// Validates raw params (unknown keys, types, ranges) and returns them canonical: every
     /// field present, defaults filled in, so spelling out a default changes no key.
     fn canonicalize(&self, raw: &serde_json::Map<String, Value>) -> Result<Value, ParamError>;
+    /// [`Stage::canonicalize`], [`Stage::outputs`] and [`Stage::external_files`] at once, from
+    /// one parse of the params (what planning asks of every instance).
+    fn plan(&self, raw: &serde_json::Map<String, Value>) -> Result<Planned, ParamError> {
+        let params = self.canonicalize(raw)?;
+        Ok(Planned { outputs: self.outputs(&params), external: self.external_files(&params), params })
+    }
     /// Names of the files this stage writes, given canonical params.
     fn outputs(&self, params: &Value) -> Vec<String>;
     /// Files outside the store the stage reads (hashed by content into the key).
@@ -295,7 +312,7 @@ pub trait TypedStage: Send + Sync + 'static {
 
 fn typed<P: ParamSpec>(v: &Value) -> P {
     // Canonical params were produced by serializing a `P`, so this cannot fail.
-    serde_json::from_value(v.clone()).expect("canonical params deserialize")
+    P::deserialize(v).expect("canonical params deserialize")
 }
 
 impl<T: TypedStage> Stage for T {
@@ -318,6 +335,12 @@ impl<T: TypedStage> Stage for T {
         let p: T::Params = params::parse(raw)?;
         T::validate(&p)?;
         Ok(serde_json::to_value(&p).expect("params serialize"))
+    }
+    fn plan(&self, raw: &serde_json::Map<String, Value>) -> Result<Planned, ParamError> {
+        let p: T::Params = params::parse(raw)?;
+        T::validate(&p)?;
+        let params = serde_json::to_value(&p).expect("params serialize");
+        Ok(Planned { params, outputs: T::outputs(&p), external: T::external_files(&p) })
     }
     fn outputs(&self, params: &Value) -> Vec<String> {
         T::outputs(&typed(params))

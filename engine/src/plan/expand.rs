@@ -32,8 +32,7 @@ pub(super) struct Expanded {
 pub(super) fn expand(spec: &Spec, registry: Registry, problems: &mut Vec<Problem>) -> Expanded {
     let stage_names: Vec<&str> = spec.stages.iter().map(|s| s.name.as_str()).collect();
     let mut pass = Pass {
-        spec,
-        stage_names: &stage_names,
+        ctx: Ctx { spec, stage_names: &stage_names },
         out: Expanded { instances: Vec::new(), pending: Vec::new(), by_stage: BTreeMap::new() },
         problems,
     };
@@ -52,11 +51,20 @@ pub(super) fn expand(spec: &Spec, registry: Registry, problems: &mut Vec<Problem
             pass.problems.push(too_many_instances(st, count, limit));
             continue;
         }
-        for combo in cartesian(&axes) {
-            let idx = pass.out.instances.len();
-            let inst = pass.instance(st, kind, &combo);
-            pass.out.instances.push(inst);
-            pass.out.by_stage.entry(st.name.clone()).or_default().push(idx);
+        // The instances of a matrix are independent: they are expanded in parallel, then
+        // numbered, and their problems reported, in combination order (#19).
+        let base = pass.out.instances.len();
+        let ctx = &pass.ctx;
+        let combos = cartesian(&axes);
+        let made: Vec<Made> = {
+            use rayon::prelude::*;
+            combos.par_iter().enumerate().map(|(j, combo)| ctx.instance(st, kind, combo, base + j)).collect()
+        };
+        for (j, m) in made.into_iter().enumerate() {
+            pass.out.instances.push(m.instance);
+            pass.out.pending.extend(m.pending);
+            pass.problems.extend(m.problems);
+            pass.out.by_stage.entry(st.name.clone()).or_default().push(base + j);
         }
     }
     pass.out
@@ -64,10 +72,22 @@ pub(super) fn expand(spec: &Spec, registry: Registry, problems: &mut Vec<Problem
 
 /// The state of the expansion pass.
 struct Pass<'a> {
-    spec: &'a Spec,
-    stage_names: &'a [&'a str],
+    ctx: Ctx<'a>,
     out: Expanded,
     problems: &'a mut Vec<Problem>,
+}
+
+/// What expanding one instance needs to read.
+struct Ctx<'a> {
+    spec: &'a Spec,
+    stage_names: &'a [&'a str],
+}
+
+/// One expanded instance, its unbound references and its problems.
+struct Made {
+    instance: Instance,
+    pending: Vec<Pending>,
+    problems: Vec<Problem>,
 }
 
 /// The most instances a plan may have: `REPRO_MAX_INSTANCES`, default 200,000 (planning
@@ -153,11 +173,13 @@ struct RawParams {
     key_locs: BTreeMap<String, (Loc, Loc)>,
 }
 
-impl Pass<'_> {
-    /// One instance of `st`: the combination `combo` of its axis values.
-    fn instance(&mut self, st: &StageSpec, kind: &'static dyn Stage, combo: &[(String, Val)]) -> Instance {
-        let (spec, idx) = (self.spec, self.out.instances.len());
-        let problems = &mut *self.problems;
+impl Ctx<'_> {
+    /// Instance number `idx`, of `st`: the combination `combo` of its axis values.
+    fn instance(&self, st: &StageSpec, kind: &'static dyn Stage, combo: &[(String, Val)], idx: usize) -> Made {
+        let spec = self.spec;
+        let mut problems = Vec::new();
+        let mut pending = Vec::new();
+        let problems = &mut problems;
         let name = instance_name(&st.name, combo);
         let mut env = spec.vars.clone();
         for (a, v) in combo {
@@ -176,7 +198,7 @@ impl Pass<'_> {
                 }
                 slots_seen.push(slot.name);
                 if let Some(refs) = slot_refs(k, &v, slot, self.stage_names, problems) {
-                    self.out.pending.push(Pending { inst: idx, slot: slot.name.to_string(), many: slot.many, refs });
+                    pending.push(Pending { inst: idx, slot: slot.name.to_string(), many: slot.many, refs });
                 }
             } else {
                 raw.key_locs.insert(k.clone(), (kl.clone(), v.loc.clone()));
@@ -196,13 +218,13 @@ impl Pass<'_> {
             }
         }
         let interpolation_failed = problems.len() > problems_before;
-        let params = match kind.canonicalize(&raw.raw) {
-            Ok(p) => p,
+        let (params, outputs, external) = match kind.plan(&raw.raw) {
+            Ok(p) => (p.params, p.outputs, p.external),
             // A value left uninterpolated would only repeat the problem already reported.
-            Err(_) if interpolation_failed => Value::Null,
+            Err(_) if interpolation_failed => (Value::Null, vec![], vec![]),
             Err(e) => {
                 report_param_error(&e, &name, st, &raw, problems);
-                Value::Null
+                (Value::Null, vec![], vec![])
             }
         };
         let root = st.seed.as_ref().map(|(s, _)| *s).unwrap_or(spec.seed);
@@ -213,8 +235,6 @@ impl Pass<'_> {
             }
             None => axes_json.clone(),
         };
-        let (outputs, external) =
-            if params.is_null() { (vec![], vec![]) } else { (kind.outputs(&params), kind.external_files(&params)) };
         let report = st
             .report
             .as_ref()
@@ -224,7 +244,7 @@ impl Pass<'_> {
             Some(r) => resources(&interpolate(r, &env, problems), problems),
             None => Resources::default(),
         };
-        Instance {
+        let instance = Instance {
             name,
             stage_name: st.name.clone(),
             stage: kind,
@@ -238,7 +258,8 @@ impl Pass<'_> {
             report,
             resources,
             loc: st.loc.clone(),
-        }
+        };
+        Made { instance, pending, problems: std::mem::take(problems) }
     }
 }
 
