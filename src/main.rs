@@ -15,6 +15,11 @@ use cli::Cli;
 use repro_engine::diag::{exit, render, Error};
 use std::io::IsTerminal;
 
+/// mimalloc instead of glibc's malloc: planning and settling a large matrix is hundreds of
+/// thousands of small allocations from two threads (#19).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     std::process::exit(run());
 }
