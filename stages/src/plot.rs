@@ -199,7 +199,9 @@ fn draw<DB: DrawingBackend>(
         y1 = y1.max(q.mean + s);
     }
     if x0 > x1 {
-        return Err(StageError::msg("plot: no points"));
+        return Err(StageError::msg(
+            "plot: no points (every input history is empty: runs on a dataset that is not bundled? give its file)",
+        ));
     }
     if x1 <= x0 {
         x1 = x0 + 1;
