@@ -500,3 +500,26 @@ fn a_missing_data_file_is_found_before_anything_runs() {
     assert_eq!(records, 0, "something ran");
     assert_eq!(p.run_json(&["pipelines/m.toml", "--target", "z"])["ran"], 1);
 }
+
+/// A no-op rerun answered by the lookup index (#19: records not parsed) still reports, with
+/// `--json`, the metrics each cached instance's run recorded: for `--json` the records are read.
+#[test]
+fn json_of_a_noop_rerun_keeps_the_metrics_of_cached_instances() {
+    let p = Proj::new();
+    p.write(
+        "pipelines/p.toml",
+        "[stage.iris]\nkind = \"load\"\ndataset = \"iris\"\n[stage.boston]\nkind = \"load\"\ndataset = \"boston\"\n",
+    );
+    let metrics = |doc: &serde_json::Value| -> Vec<serde_json::Value> {
+        doc["stages"].as_array().unwrap().iter().map(|s| s["metrics"].clone()).collect()
+    };
+    let first = p.run_json(&["pipelines/p.toml"]);
+    assert_eq!(first["ran"], 2);
+    assert!(metrics(&first).iter().all(|m| m["rows"].is_u64()), "{first}");
+    // The second run writes the lookup index's entries; the third is answered from them.
+    for _ in 0..2 {
+        let again = p.run_json(&["pipelines/p.toml"]);
+        assert_eq!(again["cached"], 2, "{again}");
+        assert_eq!(metrics(&again), metrics(&first));
+    }
+}
