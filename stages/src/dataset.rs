@@ -182,9 +182,27 @@ impl Dataset {
         let names = |k: &str| -> StageResult<Vec<String>> {
             serde_json::from_value(header[k].clone()).map_err(|e| bad(e.to_string()))
         };
+        // The large tensors are copied out 64 MiB at a time, each piece of the mapping released
+        // once copied: a mapped file's pages count towards the process's memory until unmapped,
+        // so copying a 5.4 GB full-GEO matrix at once held it twice (#19).
         let f32s = |k: &str| -> StageResult<Vec<f32>> {
             let t = st.tensor(k).map_err(|e| bad(e.to_string()))?;
-            Ok(bytemuck::pod_collect_to_vec(t.data()))
+            let data = t.data();
+            let mut v = vec![0f32; data.len() / 4];
+            let dest: &mut [u8] = bytemuck::cast_slice_mut(&mut v);
+            const PIECE: usize = 64 << 20;
+            let start = data.as_ptr() as usize - map.as_ptr() as usize;
+            for (i, piece) in data.chunks(PIECE).enumerate() {
+                dest[i * PIECE..i * PIECE + piece.len()].copy_from_slice(piece);
+                #[cfg(unix)]
+                // SAFETY: a read-only mapping of a store object, never modified in place: pages
+                // dropped here are read back from the file, unchanged, if touched again.
+                unsafe {
+                    let _ =
+                        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start + i * PIECE, piece.len());
+                }
+            }
+            Ok(v)
         };
         let i64s = |k: &str| -> StageResult<Vec<i64>> {
             let t = st.tensor(k).map_err(|e| bad(e.to_string()))?;
