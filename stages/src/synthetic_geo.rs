@@ -108,8 +108,19 @@ pub fn generate_until(p: &SyntheticGeoParams, seed: u64, threads: usize, cancel:
     }
     let unique = ((n as f64) * (1.0 - p.duplicate_fraction)).round().max(1.0) as usize;
     let unique = unique.min(n);
-    let mut out = vec![0f32; n * g];
+    // Rows are generated in blocks and written straight to their place in the shuffled x and y
+    // (row `o` of the compendium lands at position `pos[o]`), so the 5.4 GB full-GEO matrix is
+    // held once rather than generated whole and then copied out (#19). The draws are the ones a
+    // whole-matrix generation makes, in the same order: the bytes are unchanged.
+    let order = permutation(&mut rng(seed, "order"), n);
+    let mut pos = vec![0usize; n];
+    for (p, &o) in order.iter().enumerate() {
+        pos[o] = p;
+    }
+    let mut x = vec![0f32; n * l];
+    let mut y = vec![0f32; n * t];
     let lam = p.nonlinear_share as f32;
+    let mut block = Vec::new();
     for start in (0..unique).step_by(BLOCK) {
         if cancel.load(Ordering::Relaxed) {
             return Err(StageError::cancelled());
@@ -126,12 +137,10 @@ pub fn generate_until(p: &SyntheticGeoParams, seed: u64, threads: usize, cancel:
         gemm(&mut lin, &z, Op::N, &a, Op::N, rows, g, k, false, threads);
         let mut nl = vec![0f32; rows * t];
         gemm(&mut nl, &z, Op::N, &d, Op::N, rows, t, k, false, threads);
-        out[start * g..(start + rows) * g]
-            .par_chunks_mut(g)
-            .zip(lin.par_chunks(g))
-            .zip(nl.par_chunks(t))
-            .enumerate()
-            .for_each(|(r, ((row, lr), nr))| {
+        block.clear();
+        block.resize(rows * g, 0f32);
+        block.par_chunks_mut(g).zip(lin.par_chunks(g)).zip(nl.par_chunks(t)).enumerate().for_each(
+            |(r, ((row, lr), nr))| {
                 let mut er = rng(seed, &format!("noise/{}", start + r));
                 for gi in 0..g {
                     let e = eta[gi];
@@ -144,25 +153,27 @@ pub fn generate_until(p: &SyntheticGeoParams, seed: u64, threads: usize, cancel:
                     let v = (1.0 - e * e).sqrt() * signal + e * normal(&mut er) as f32;
                     row[gi] = mu[gi] + sigma[gi] * v;
                 }
-            });
+            },
+        );
+        for (r, row) in block.chunks(g).enumerate() {
+            let at = pos[start + r];
+            x[at * l..(at + 1) * l].copy_from_slice(&row[..l]);
+            y[at * t..(at + 1) * t].copy_from_slice(&row[l..]);
+        }
     }
     // Near-duplicates of earlier profiles.
     let mut dr = rng(seed, "duplicates");
+    let mut row = vec![0f32; g];
     for i in unique..n {
-        let src = dr.random_range(0..unique);
-        let (head, tail) = out.split_at_mut(i * g);
-        let row = &mut tail[..g];
-        row.copy_from_slice(&head[src * g..(src + 1) * g]);
+        let src = pos[dr.random_range(0..unique)];
+        row[..l].copy_from_slice(&x[src * l..(src + 1) * l]);
+        row[l..].copy_from_slice(&y[src * t..(src + 1) * t]);
         for v in row.iter_mut() {
             *v += 0.005 * normal(&mut dr) as f32;
         }
-    }
-    let order = permutation(&mut rng(seed, "order"), n);
-    let mut x = Vec::with_capacity(n * l);
-    let mut y = Vec::with_capacity(n * t);
-    for &o in &order {
-        x.extend_from_slice(&out[o * g..o * g + l]);
-        y.extend_from_slice(&out[o * g + l..(o + 1) * g]);
+        let at = pos[i];
+        x[at * l..(at + 1) * l].copy_from_slice(&row[..l]);
+        y[at * t..(at + 1) * t].copy_from_slice(&row[l..]);
     }
     Ok(Dataset {
         features: (1..=l).map(|i| format!("LM{i:04}")).collect(),
