@@ -182,7 +182,7 @@ impl Store {
 
     /// The stat identity of the record of `key`, if it exists.
     pub fn record_id(&self, key: &str) -> Option<FileId> {
-        self.stat_sharded(crate::store::Shard::Runs, &format!("{key}.json"))
+        Store::file_id(&self.record_path(key))
     }
 
     /// [`Store::lookup`] answered from the index when the record file is the one the index

@@ -72,13 +72,6 @@ pub struct Store {
     memo: Mutex<Option<BTreeMap<String, FileMemo>>>,
 }
 
-/// The two sharded directories of the store.
-#[derive(Clone, Copy)]
-pub(crate) enum Shard {
-    Runs,
-    Objects,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct FileMemo {
     size: u64,
@@ -206,26 +199,19 @@ impl Store {
         Ok(ObjectRef { hash, size: meta.len(), mtime_ns: mtime_ns(&meta) })
     }
 
-    /// Size, mtime and inode of `runs/xx/<name>` or `objects/xx/<name>` (`xx`: the name's first
-    /// two characters). (Stats relative to an open descriptor of the shard directory were
-    /// measured no faster on 2 threads: the descriptor's reference count is shared, #19.)
-    pub(crate) fn stat_sharded(&self, shard: Shard, name: &str) -> Option<crate::lookup::FileId> {
-        let m = fs::metadata(self.root.join(self.shard_dir(shard)).join(name.get(..2)?).join(name)).ok()?;
+    /// Size, mtime and inode of a file. (Stats relative to an open descriptor of the shard
+    /// directory were measured no faster on 2 threads: the descriptor's reference count is
+    /// shared, #19.)
+    pub(crate) fn file_id(path: &Path) -> Option<crate::lookup::FileId> {
+        let m = fs::metadata(path).ok()?;
         Some(crate::lookup::FileId { size: m.len(), mtime_ns: mtime_ns(&m), inode: inode(&m) })
-    }
-
-    fn shard_dir(&self, shard: Shard) -> &'static str {
-        match shard {
-            Shard::Runs => "runs",
-            Shard::Objects => "objects",
-        }
     }
 
     /// Is this object present and unchanged? Size and mtime are checked on every lookup; when
     /// the mtime moved, the bytes are rehashed, and a mismatch quarantines the object.
     pub fn object_ok(&self, r: &ObjectRef) -> bool {
         let p = self.object_path(&r.hash);
-        let Some(m) = self.stat_sharded(Shard::Objects, &r.hash) else { return false };
+        let Some(m) = Store::file_id(&p) else { return false };
         if m.size != r.size {
             self.quarantine(&r.hash, "size changed");
             return false;

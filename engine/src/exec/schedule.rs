@@ -10,8 +10,7 @@ use super::{
 };
 use crate::diag::{Error, Result};
 use crate::key::KeyInput;
-use crate::lookup::Hit;
-use crate::lookup::{digest, Entry, LookupIndex};
+use crate::lookup::{digest, Entry, Hit, LookupIndex};
 use crate::plan::Plan;
 use crate::store::{ObjectRef, Record, Store};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
