@@ -78,11 +78,16 @@ macro_rules! stage_params {
         }
         impl $crate::params::ParamSpec for $name {
             fn docs() -> Vec<$crate::params::ParamDoc> {
-                let d = serde_json::to_value(Self::default()).expect("default params serialize");
+                let dflt = Self::default();
+                let d = serde_json::to_value(&dflt).expect("default params serialize");
+                // A field its serde attribute leaves out at its default (kept out of older
+                // keys) is shown with the default itself.
                 vec![ $( $crate::params::ParamDoc {
                     name: stringify!($field),
                     ty: stringify!($ty),
-                    default: d.get(stringify!($field)).cloned().unwrap_or(serde_json::Value::Null),
+                    default: d.get(stringify!($field)).cloned().unwrap_or_else(|| {
+                        serde_json::to_value(&dflt.$field).unwrap_or(serde_json::Value::Null)
+                    }),
                     doc: concat!($($doc, "\n"),+).trim_ascii(),
                 }, )* ]
             }

@@ -58,7 +58,7 @@ pub fn stages(kind: Option<&str>, as_json: bool) -> Result<i32> {
         for p in s.params_doc() {
             outln!("  {} = {}", p.name, toml_value(&p.default));
             outln!("      {}", toml_type(*s, p.name, p.ty));
-            outln!("      {}", p.doc.replace('\n', " "));
+            outln!("      {}", p.doc.lines().map(str::trim).collect::<Vec<_>>().join(" "));
         }
         outln!();
     }
