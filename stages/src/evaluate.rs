@@ -8,7 +8,7 @@
 //! multiclass: macro averages), log-loss.
 
 use crate::dataset::Dataset;
-use crate::metrics::targets_for;
+use crate::metrics::{median_head, targets_for};
 use crate::nn::loss::{sbqc_probability, Loss};
 use crate::nn::mlp::Mlp;
 use crate::standardize::Stats;
@@ -142,6 +142,10 @@ impl TypedStage for Evaluate {
         m.extend(linear_weights(&model, &d.features));
         if loss.is_classification() {
             m.extend(classify(&loss, &pred, q, &d));
+            if let Loss::Quantiles { heads, .. } = loss {
+                m.insert("crossing_rate".into(), crossing_rate(&pred, heads, 1).into());
+                m.insert("decreasing_rate".into(), decreasing_rate(&pred, heads).into());
+            }
         } else {
             m.extend(regress(p, ctx, &loss, pred, y, q)?);
         }
@@ -180,6 +184,19 @@ fn classify(loss: &Loss, pred: &[f32], q: usize, d: &Dataset) -> Metrics {
                 pr.extend(e.iter().map(|v| v / s));
             }
             (pr, q)
+        }
+        Loss::Quantiles { heads, .. } => {
+            // sBQC heads: the median head's probabilities.
+            let (mid, tau) = median_head(heads);
+            (
+                pred.chunks(q)
+                    .flat_map(|r| {
+                        let p1 = sbqc_probability(r[mid] as f64, tau);
+                        [1.0 - p1, p1]
+                    })
+                    .collect(),
+                2,
+            )
         }
         Loss::Sbqc { tau } => (
             pred.iter()
@@ -270,12 +287,28 @@ fn quantile_metrics(pred: &[f32], y: &[f32], heads: usize, qb: usize) -> Metrics
             .sum::<usize>();
         m.insert(format!("coverage_{tau:.2}"), (below as f64 / pairs).into());
     }
+    m.insert("crossing_rate".into(), crossing_rate(pred, heads, qb).into());
+    m
+}
+
+/// The share of (row, target) pairs whose heads are not non-decreasing in τ (LogGENE §4.8's
+/// quantile crossing).
+fn crossing_rate(pred: &[f32], heads: usize, qb: usize) -> f64 {
+    let cols = heads * qb;
+    let pairs = (pred.len() / cols * qb).max(1) as f64;
     let crossed = pred
         .chunks(cols)
         .map(|p| (0..qb).filter(|&j| (0..heads - 1).any(|h| p[h * qb + j] > p[(h + 1) * qb + j])).count())
         .sum::<usize>();
-    m.insert("crossing_rate".into(), (crossed as f64 / pairs).into());
-    m
+    crossed as f64 / pairs
+}
+
+/// sBQC heads (one target): the share of rows whose outputs are non-increasing in τ, the order
+/// of the sBQC optimum (head τ fits F_τ(ŷ_τ) = P(class 0 | x) and F_τ(0) = τ grows with τ, so ŷ_τ
+/// falls as τ grows), which LogGENE's penalty, acting on the raw outputs, counts as crossing.
+fn decreasing_rate(pred: &[f32], heads: usize) -> f64 {
+    let rows = (pred.len() / heads).max(1) as f64;
+    pred.chunks(heads).filter(|p| p.windows(2).all(|w| w[0] >= w[1])).count() as f64 / rows
 }
 
 #[cfg(test)]
@@ -286,6 +319,16 @@ mod tests {
     //   row 1: Q = (1, 2, 3), y = 2.5 → below Q(0.75) only; row 2: Q = (0, −1, 4), y = 0 →
     //   below Q(0.25) and Q(0.75), and its quantiles cross (0 > −1).
     //   coverage: 0.25 → 1/2, 0.50 → 0/2, 0.75 → 2/2; crossing_rate 1/2.
+    // Three sBQC heads, two rows: (2, 1, −1) falls with τ, which §4.8 counts as crossing
+    // (2 > 1); (0, 1, 1) is non-decreasing: neither falling nor crossing. (1, 1, 1) falls weakly.
+    #[test]
+    fn sbqc_head_order_by_hand() {
+        let pred = [2f32, 1., -1., 0., 1., 1.];
+        assert_eq!(decreasing_rate(&pred, 3), 0.5);
+        assert_eq!(crossing_rate(&pred, 3, 1), 0.5);
+        assert_eq!(decreasing_rate(&[1., 1., 1.], 3), 1.0);
+    }
+
     #[test]
     fn quantile_coverage_and_crossings_by_hand() {
         let pred = [1f32, 2., 3., 0., -1., 4.];

@@ -2,7 +2,7 @@
 //! metrics of predictions (the history's `eval_*` and the D-GEX monitor).
 
 use crate::dataset::Dataset;
-use crate::nn::loss::{sbqc_probability, Loss};
+use crate::nn::loss::{sbqc_probability, Loss, QuantileBase};
 use repro_core::{StageError, StageResult};
 
 /// Targets as the network sees them: regression targets, 0/1 for binary losses, one-hot.
@@ -17,6 +17,17 @@ pub fn targets_for(d: &Dataset, loss: &Loss) -> StageResult<(Vec<f32>, usize)> {
                 return Err(StageError::param("loss", "binary losses need labels 0 and 1"));
             }
             Ok((l.iter().map(|v| *v as f32).collect(), 1))
+        }
+        Loss::Quantiles { heads, base: QuantileBase::Sbqc, .. } => {
+            let l = d
+                .labels
+                .as_ref()
+                .ok_or_else(|| StageError::param("loss", "sbqc quantile heads need a dataset with labels"))?;
+            if l.iter().any(|v| *v != 0 && *v != 1) {
+                return Err(StageError::param("loss", "sbqc quantile heads need labels 0 and 1"));
+            }
+            // One column per head, each the row's label.
+            Ok((l.iter().flat_map(|v| std::iter::repeat_n(*v as f32, *heads)).collect(), *heads))
         }
         Loss::SoftmaxCe => {
             let l =
@@ -59,6 +70,14 @@ pub fn quick_metrics(pred: &[f32], y: &[f32], cols: usize, loss: &Loss) -> serde
                 .count();
             m.insert("accuracy".into(), (correct as f64 / n as f64).into());
         }
+        Loss::Quantiles { heads, base: QuantileBase::Sbqc, .. } => {
+            // The median head (τ = 0.5 for an odd number of heads) as the classifier.
+            let (mid, tau) = median_head(*heads);
+            let correct = (0..n)
+                .filter(|&r| (sbqc_probability(pred[r * cols + mid] as f64, tau) > 0.5) == (y[r * cols + mid] > 0.5))
+                .count();
+            m.insert("accuracy".into(), (correct as f64 / n as f64).into());
+        }
         Loss::Bce | Loss::Sbqc { .. } => {
             let prob = |z: f32| match loss {
                 Loss::Sbqc { tau } => sbqc_probability(z as f64, *tau),
@@ -80,6 +99,12 @@ pub fn quick_metrics(pred: &[f32], y: &[f32], cols: usize, loss: &Loss) -> serde
         }
     }
     m
+}
+
+/// The middle head of `heads` quantile heads and its τ (0.5 when `heads` is odd).
+pub fn median_head(heads: usize) -> (usize, f64) {
+    let mid = (heads - 1) / 2;
+    (mid, (mid + 1) as f64 / (heads + 1) as f64)
 }
 
 fn argmax(v: &[f32]) -> usize {

@@ -41,6 +41,8 @@ pub enum Loss {
     /// τ_h = h/(heads + 1), h = 1…heads (9 heads: 0.1…0.9), laid out head-major (column
     /// h·q + j is τ_h of target j). Loss = mean over rows, heads and targets of the `base` loss
     /// at τ_h, plus `crossing` × the mean over rows and targets of Σ_h max(0, Q(τ_h) − Q(τ_{h+1})).
+    /// With `base = "sbqc"` the heads are binary classifiers (labels 0/1, repeated per head):
+    /// LogGENE's heart-rate notebook, whose penalty acts on the raw outputs as printed.
     Quantiles {
         #[serde(default = "nine")]
         heads: usize,
@@ -57,6 +59,9 @@ pub enum Loss {
 pub enum QuantileBase {
     TiltedLogCosh,
     Pinball,
+    /// LogGENE's sBQC per head (§4.6, Theorem 3): latent outputs whose zero crossing in τ
+    /// reads as P(class 0 | x) (§5.5).
+    Sbqc,
 }
 
 fn nine() -> usize {
@@ -112,6 +117,7 @@ impl Loss {
                     let single = match base {
                         QuantileBase::TiltedLogCosh => Loss::TiltedLogCosh { tau },
                         QuantileBase::Pinball => Loss::Pinball { tau },
+                        QuantileBase::Sbqc => Loss::Sbqc { tau },
                     };
                     let o = r * cols + h * q;
                     total += single.elementwise(&pred[o..o + q], &y[o..o + q], &mut grad[o..o + q], n);
@@ -246,14 +252,20 @@ impl Loss {
             // negative for every τ in (0, 1), a sign slip. This uses τ/(1 − τ): a correction of
             // the printed constant, not the printed constant itself.
             Loss::Sbqc { tau } => 2.0 / PI * 1f64.max((1.0 - tau) / tau).max(tau / (1.0 - tau)) * kz / m,
-            // The largest per-head bound, max_h max(τ_h, 1 − τ_h) = heads/(heads + 1); the
-            // crossing penalty is left out of the bound.
+            // The largest per-head bound, max_h max(τ_h, 1 − τ_h) = heads/(heads + 1) (for sBQC
+            // heads, the largest of their Theorem 4 bounds); the crossing penalty is left out.
+            Loss::Quantiles { heads, base: QuantileBase::Sbqc, .. } => (1..=heads)
+                .map(|h| Loss::Sbqc { tau: h as f64 / (heads + 1) as f64 }.lipschitz(kz, ka, ynorm, m, classes))
+                .fold(0.0, f64::max),
             Loss::Quantiles { heads, .. } => heads as f64 / (heads + 1) as f64 * kz / m,
         }
     }
 
     pub fn is_classification(&self) -> bool {
-        matches!(self, Loss::Bce | Loss::SoftmaxCe | Loss::Sbqc { .. })
+        matches!(
+            self,
+            Loss::Bce | Loss::SoftmaxCe | Loss::Sbqc { .. } | Loss::Quantiles { base: QuantileBase::Sbqc, .. }
+        )
     }
 }
 
@@ -275,6 +287,7 @@ mod tests {
             Loss::Sbqc { tau: 0.2 },
             Loss::Quantiles { heads: 3, base: QuantileBase::TiltedLogCosh, crossing: 0.5 },
             Loss::Quantiles { heads: 3, base: QuantileBase::Pinball, crossing: 0.0 },
+            Loss::Quantiles { heads: 3, base: QuantileBase::Sbqc, crossing: 0.3 },
         ]
     }
 
@@ -284,6 +297,8 @@ mod tests {
         for loss in all() {
             let y: Vec<f32> = match loss {
                 Loss::Bce | Loss::Sbqc { .. } => vec![1., 0., 1., 0., 0., 1.],
+                // One label per row, repeated for the three heads.
+                Loss::Quantiles { base: QuantileBase::Sbqc, .. } => vec![1., 1., 1., 0., 0., 0.],
                 Loss::SoftmaxCe => vec![0., 1., 0., 0., 0., 1.],
                 // One target, repeated for the three heads; both rows have crossing quantiles.
                 Loss::Quantiles { .. } => vec![0.1, 0.1, 0.1, 0.2, 0.2, 0.2],
@@ -325,6 +340,10 @@ mod tests {
         let quant = Loss::Quantiles { heads: 3, base: QuantileBase::Pinball, crossing: 1.0 };
         assert!((quant.eval(&[1., 0., 0.], &[0., 0., 0.], 1, 3, &mut g3) - 1.25).abs() < 1e-9);
         assert!((g3[0] - 1.25).abs() < 1e-6 && (g3[1] + 1.0).abs() < 1e-6 && g3[2] == 0.0, "{g3:?}");
+        // Three sBQC heads at ŷ = 0 give p̂ = 1 − F_τ(0) = 1 − τ: for y = 1 the loss is
+        // −(ln 0.75 + ln 0.5 + ln 0.25)/3 = (0.287682 + 0.693147 + 1.386294)/3 = 0.789041.
+        let sbqc = Loss::Quantiles { heads: 3, base: QuantileBase::Sbqc, crossing: 0.0 };
+        assert!((sbqc.eval(&[0., 0., 0.], &[1., 1., 1.], 1, 3, &mut g3) - 0.789_041).abs() < 1e-6);
     }
 
     #[test]
@@ -351,5 +370,13 @@ mod tests {
         let lr = |m: f64| 0.3 / Loss::Mse.lipschitz(983.88, 142.86, 4329.24, m, 0);
         assert!((lr(2000.0) - 1.3636e-4).abs() < 1e-7, "{}", lr(2000.0));
         assert!((lr(200.0) - 1.3636e-5).abs() < 1e-8);
+    }
+
+    // Nine sBQC heads: the largest Theorem 4 bound (with τ/(1 − τ), see `lipschitz`) is at
+    // τ = 0.1 and 0.9, (2/π)·9 = 5.729578; times Kz/m = 10/2: 28.647890.
+    #[test]
+    fn lipschitz_of_sbqc_heads_is_the_largest_heads() {
+        let q = Loss::Quantiles { heads: 9, base: QuantileBase::Sbqc, crossing: 0.1 };
+        assert!((q.lipschitz(10.0, 0.0, 0.0, 2.0, 2) - 28.647_890).abs() < 1e-6);
     }
 }
