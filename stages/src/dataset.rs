@@ -140,6 +140,17 @@ impl Dataset {
         Dataset { targets: cols.iter().map(|&c| self.targets[c].clone()).collect(), y, ..self.clone() }
     }
 
+    /// Keeps only the feature columns at `cols`, in that order.
+    pub fn select_features(&self, cols: &[usize]) -> Dataset {
+        let p = self.p();
+        let mut x = Vec::with_capacity(self.rows() * cols.len());
+        for r in 0..self.rows() {
+            let row = &self.x[r * p..(r + 1) * p];
+            x.extend(cols.iter().map(|&c| row[c]));
+        }
+        Dataset { features: cols.iter().map(|&c| self.features[c].clone()).collect(), x, ..self.clone() }
+    }
+
     pub fn write(&self, path: &Path) -> StageResult<()> {
         let n = self.rows();
         let ids: Vec<u8> = self.ids.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -28,7 +28,8 @@ stage_params! {
         y_path: Option<String> = None,
         /// "auto" (by extension), "csv", "parquet", "ipc" or "npy".
         format: String = "auto".into(),
-        /// Feature columns: names or index ranges "i..j". Empty = every column not used otherwise.
+        /// Feature columns: names or index ranges "i..j" (of a file, or of a bundled dataset).
+        /// Empty = every column not used otherwise.
         features: Vec<String> = vec![],
         /// Target columns: names or index ranges "i..j".
         targets: Vec<String> = vec![],
@@ -440,7 +441,13 @@ impl TypedStage for Load {
         let d = if p.optional && p.path.as_deref() == Some("") {
             Dataset::default()
         } else if let Some(name) = &p.dataset {
-            bundled(name).ok_or_else(|| StageError::param("dataset", format!("no bundled dataset `{name}`")))?
+            let d =
+                bundled(name).ok_or_else(|| StageError::param("dataset", format!("no bundled dataset `{name}`")))?;
+            if p.features.is_empty() {
+                d
+            } else {
+                d.select_features(&select(&p.features, &d.features, "features")?)
+            }
         } else {
             let path_s = p.path.as_deref().unwrap_or_default();
             let path = ctx.resolve(path_s);
@@ -518,6 +525,19 @@ mod tests {
         assert!(e.to_string().contains("optional"), "{e}");
         let ok = stage.canonicalize(&raw(true)).unwrap();
         assert!(stage.external_files(&ok).is_empty());
+    }
+
+    /// `features` picks columns of a bundled dataset too: the breast cancer data's first row
+    /// has mean radius 17.99 and mean perimeter 122.8 (UCI wdbc.data, sample 842302).
+    #[test]
+    fn features_select_columns_of_a_bundled_dataset() {
+        let d = bundled("breast_cancer").unwrap();
+        let cols = select(&["mean perimeter".into(), "mean radius".into()], &d.features, "features").unwrap();
+        let s = d.select_features(&cols);
+        assert_eq!(s.features, ["mean perimeter", "mean radius"]);
+        assert_eq!((s.rows(), s.p()), (569, 2));
+        assert!((s.x[0] - 122.8).abs() < 1e-4 && (s.x[1] - 17.99).abs() < 1e-4, "{:?}", &s.x[..2]);
+        assert_eq!(s.labels, d.labels);
     }
 
     #[test]

@@ -38,6 +38,14 @@ stage_params! {
         band: String = "std".into(),
         /// The data is synthetic: the title says so.
         synthetic: bool = false,
+        /// When every input is empty (runs on data the user did not supply): draw the title and
+        /// this text instead of failing, e.g. "heart.csv not given: --set heart_csv=…". Unset:
+        /// an empty figure is an error.
+        #[serde(skip_serializing_if = "String::is_empty")]
+        missing: String = String::new(),
+        /// x-axis label (default: the field name).
+        #[serde(skip_serializing_if = "String::is_empty")]
+        x_label: String = String::new(),
     }
 }
 
@@ -198,12 +206,13 @@ fn draw<DB: DrawingBackend>(
         y0 = y0.min(q.mean - s);
         y1 = y1.max(q.mean + s);
     }
-    if x0 > x1 {
+    let empty = x0 > x1;
+    if empty && p.missing.is_empty() {
         return Err(StageError::msg(
             "plot: no points (every input history is empty: runs on a dataset that is not bundled? give its file)",
         ));
     }
-    if x1 <= x0 {
+    if !empty && x1 <= x0 {
         x1 = x0 + 1;
     }
     if y1 <= y0 {
@@ -222,6 +231,17 @@ fn draw<DB: DrawingBackend>(
         let at = ((p.width * scale / 2) as i32, (text / 2 + k as u32 * line_h) as i32);
         top.draw(&Text::new(line.clone(), at, style.clone())).map_err(|e| err(e.to_string()))?;
     }
+    if empty {
+        // No data (the user's file was not given): the title and the `missing` text, centred.
+        let style = ("sans-serif", text).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center));
+        let (w, h) = body.dim_in_pixel();
+        for (k, line) in wrap(&p.missing, ((p.width * scale) as f64 / (text as f64 * 0.56)) as usize).iter().enumerate()
+        {
+            let at = ((w / 2) as i32, (h / 3 + k as u32 * text * 6 / 5) as i32);
+            body.draw(&Text::new(line.clone(), at, style.clone())).map_err(|e| err(e.to_string()))?;
+        }
+        return root.present().map_err(|e| err(e.to_string()));
+    }
     let mut builder = ChartBuilder::on(&body);
     builder.margin(text / 2).margin_right(text * 3 / 2).x_label_area_size(text * 5 / 2).y_label_area_size(text * 4);
     let stroke = scale * 2;
@@ -230,7 +250,7 @@ fn draw<DB: DrawingBackend>(
             let mut chart = $chart;
             chart
                 .configure_mesh()
-                .x_desc(p.x.as_str())
+                .x_desc(if p.x_label.is_empty() { p.x.as_str() } else { p.x_label.as_str() })
                 .y_desc(ylab.as_str())
                 .x_labels(8)
                 .label_style(("sans-serif", text))
@@ -378,6 +398,17 @@ impl TypedStage for Plot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// No points: an error, unless `missing` gives the text to draw in their place.
+    #[test]
+    fn an_empty_figure_needs_missing_text() {
+        let p = PlotParams { title: "Figure 3".into(), ..Default::default() };
+        let e = draw_svg(&p, &[]).unwrap_err();
+        assert!(e.to_string().contains("no points"), "{e}");
+        let p = PlotParams { missing: "heart.csv not given".into(), ..p };
+        let svg = draw_svg(&p, &[]).unwrap();
+        assert!(svg.contains("Figure 3") && svg.contains("heart.csv not given"), "{svg}");
+    }
     use serde_json::json;
 
     fn pt(epoch: i64, mean: f64, std: Option<f64>, n: usize) -> Point {
