@@ -25,6 +25,7 @@ pub mod gd;
 pub mod load;
 mod plot;
 pub mod pretrain;
+pub mod quantile_curve;
 pub mod quantile_normalize;
 pub mod rbf;
 mod split;
@@ -58,6 +59,7 @@ pub fn registry() -> Registry {
         &pretrain::Pretrain,
         &evaluate::Evaluate,
         &summarize::Summarize,
+        &quantile_curve::QuantileCurve,
         &tabulate::Tabulate,
         &plot::Plot,
         &command::Command,
