@@ -161,3 +161,48 @@ fn figure1_runs_on_the_users_california_file() {
     assert!(upstream.iter().filter(|u| u.starts_with("gd_california[")).count() == 6, "{upstream:?}");
     assert!(!upstream.iter().any(|u| u.starts_with("gd_boston")), "{upstream:?}");
 }
+
+/// Figure 2 on the user's MNIST file (`--set fig2_data=mnist`): the curves, their table and its
+/// claims come from the MNIST runs, and every caption says which data they ran on (a small
+/// MNIST-shaped CSV: a `label` column and pixel columns 0–255).
+#[test]
+fn figure2_runs_on_the_users_mnist_file() {
+    let p = project();
+    let mut csv = String::from("label");
+    for j in 0..16 {
+        csv.push_str(&format!(",p{j}"));
+    }
+    csv.push('\n');
+    for r in 0..90u32 {
+        csv.push_str(&(r % 3).to_string());
+        for j in 0..16u32 {
+            csv.push_str(&format!(",{}", (r * 37 + j * 11 + (r % 3) * 70) % 256));
+        }
+        csv.push('\n');
+    }
+    p.write("data/mnist_small.csv", &csv);
+    let args = [
+        "pipelines/lipschitz_table2.toml",
+        "--set",
+        "mnist_csv=data/mnist_small.csv",
+        "--set",
+        "fig2_data=mnist",
+        "--target",
+        "fig2_table",
+        "--target",
+        "fig2_validation",
+    ];
+    let doc = run_ok(&p, &args);
+    let r = common::published_report(&p, &doc, "lipschitz_fig2");
+    let caption = r["caption"].as_str().unwrap();
+    assert!(caption.contains("on MNIST (the user's file data/mnist_small.csv"), "{caption}");
+    assert_eq!(claims_are_well_formed(&r, 3), 2);
+    for c in r["claims"].as_array().unwrap() {
+        assert!(c["claim"]["proxy"].as_str().unwrap().contains("MNIST"), "{c}");
+    }
+    let svg = std::fs::read_to_string(p.path(&common::published(&doc, "lipschitz_fig2_validation", "svg"))).unwrap();
+    assert!(svg.contains("Figure 2 on MNIST") && !svg.contains("Digits"), "{svg}");
+    let ran: Vec<&str> = doc["stages"].as_array().unwrap().iter().filter_map(|s| s["name"].as_str()).collect();
+    assert!(ran.iter().any(|n| n.starts_with("fig2_runs[") && n.contains("dataset=mnist")), "{ran:?}");
+    assert!(!ran.iter().any(|n| n.contains("dataset=digits")), "{ran:?}");
+}
