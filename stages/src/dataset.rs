@@ -165,19 +165,83 @@ impl Dataset {
             .push(("x", TensorView::new(Dtype::F32, vec![n, self.p()], bytemuck::cast_slice(&self.x)).map_err(err)?));
         tensors
             .push(("y", TensorView::new(Dtype::F32, vec![n, self.q()], bytemuck::cast_slice(&self.y)).map_err(err)?));
-        // One metadata key: safetensors writes its metadata map in hash order, so several keys
-        // would make the bytes differ from run to run.
+        safetensors::serialize_to_file(tensors, Some(self.meta()), path).map_err(err)
+    }
+
+    /// The safetensors metadata: one key, because safetensors writes its metadata map in hash
+    /// order, so several keys would make the bytes differ from run to run.
+    fn meta(&self) -> HashMap<String, String> {
         let header = serde_json::json!({
             "format": FORMAT,
             "features": self.features,
             "targets": self.targets,
             "classes": self.classes,
         });
-        let meta: HashMap<String, String> = [("repro".to_string(), header.to_string())].into();
-        safetensors::serialize_to_file(tensors, Some(meta), path).map_err(err)
+        [("repro".to_string(), header.to_string())].into()
+    }
+
+    /// Writes the rows `idx` as a dataset, byte for byte what `select_rows(idx).write(path)`
+    /// writes (tested), without building the selection: the rows stream from `self`, so a split
+    /// of the full GEO matrix holds it once, not once more for its largest part (#19). The
+    /// header is safetensors' own (its serializer given the tensors' shapes only); the data
+    /// follow in safetensors' order: descending dtype alignment, then name.
+    pub fn write_rows(&self, idx: &[usize], path: &Path) -> StageResult<()> {
+        use std::io::Write;
+        #[derive(Clone)]
+        struct Shape(Dtype, Vec<usize>);
+        impl safetensors::View for Shape {
+            fn dtype(&self) -> Dtype {
+                self.0
+            }
+            fn shape(&self) -> &[usize] {
+                &self.1
+            }
+            fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+                std::borrow::Cow::Borrowed(&[])
+            }
+            fn data_len(&self) -> usize {
+                self.1.iter().product::<usize>() * self.0.bitsize() / 8
+            }
+        }
+        let n = idx.len();
+        let mut tensors = vec![("id", Shape(Dtype::I64, vec![n]))];
+        if self.labels.is_some() {
+            tensors.push(("label", Shape(Dtype::I64, vec![n])));
+        }
+        tensors.push(("x", Shape(Dtype::F32, vec![n, self.p()])));
+        tensors.push(("y", Shape(Dtype::F32, vec![n, self.q()])));
+        let err = |e: safetensors::SafeTensorError| StageError::msg(format!("dataset write: {e}"));
+        // Length and header only: every data() is empty.
+        let head = safetensors::serialize(tensors.clone(), Some(self.meta())).map_err(err)?;
+        tensors.sort_by(|(a, l), (b, r)| r.0.cmp(&l.0).then(a.cmp(b)));
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).with_path("create", path)?);
+        let mut put = |b: &[u8]| f.write_all(b).with_path("write", path);
+        put(&head)?;
+        for (name, _) in &tensors {
+            for &i in idx {
+                match *name {
+                    "id" => put(&self.ids[i].to_le_bytes())?,
+                    "label" => put(&self.labels.as_ref().expect("labelled")[i].to_le_bytes())?,
+                    "x" => put(bytemuck::cast_slice(self.x_row(i)))?,
+                    _ => put(bytemuck::cast_slice(self.y_row(i)))?,
+                }
+            }
+        }
+        f.flush().with_path("write", path)
     }
 
     pub fn read(path: &Path) -> StageResult<Dataset> {
+        Self::read_into(path, false).map(|(d, _)| d)
+    }
+
+    /// Reads the dataset as one row-major matrix whose row r is [x_row(r) | y_row(r)] (what
+    /// `dedupe` clusters on), without holding x and y beside it: the returned dataset has the
+    /// names, labels and ids, and empty `x` and `y`.
+    pub fn read_joined(path: &Path) -> StageResult<(Dataset, Vec<f32>)> {
+        Self::read_into(path, true)
+    }
+
+    fn read_into(path: &Path, joined: bool) -> StageResult<(Dataset, Vec<f32>)> {
         let bad = |m: String| StageError::msg(format!("{}: not a dataset artifact: {m}", path.display()));
         let file = std::fs::File::open(path).with_path("open", path)?;
         // SAFETY: store objects are read-only and never modified in place.
@@ -193,46 +257,92 @@ impl Dataset {
         let names = |k: &str| -> StageResult<Vec<String>> {
             serde_json::from_value(header[k].clone()).map_err(|e| bad(e.to_string()))
         };
-        // The large tensors are copied out 64 MiB at a time, each piece of the mapping released
-        // once copied: a mapped file's pages count towards the process's memory until unmapped,
-        // so copying a 5.4 GB full-GEO matrix at once held it twice (#19).
-        let f32s = |k: &str| -> StageResult<Vec<f32>> {
-            let t = st.tensor(k).map_err(|e| bad(e.to_string()))?;
-            let data = t.data();
-            let mut v = vec![0f32; data.len() / 4];
-            let dest: &mut [u8] = bytemuck::cast_slice_mut(&mut v);
-            const PIECE: usize = 64 << 20;
-            let start = data.as_ptr() as usize - map.as_ptr() as usize;
-            for (i, piece) in data.chunks(PIECE).enumerate() {
-                dest[i * PIECE..i * PIECE + piece.len()].copy_from_slice(piece);
-                #[cfg(unix)]
-                // SAFETY: a read-only mapping of a store object, never modified in place: pages
-                // dropped here are read back from the file, unchanged, if touched again.
-                unsafe {
-                    let _ =
-                        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start + i * PIECE, piece.len());
-                }
-            }
-            Ok(v)
-        };
         let i64s = |k: &str| -> StageResult<Vec<i64>> {
             let t = st.tensor(k).map_err(|e| bad(e.to_string()))?;
             Ok(bytemuck::pod_collect_to_vec(t.data()))
         };
         let labels = if st.names().contains(&"label") { Some(i64s("label")?) } else { None };
-        let ds = Dataset {
-            features: names("features")?,
-            x: f32s("x")?,
-            targets: names("targets")?,
-            y: f32s("y")?,
-            classes: names("classes")?,
-            labels,
-            ids: i64s("id")?,
+        let (features, targets, ids) = (names("features")?, names("targets")?, i64s("id")?);
+        let (n, p, q) = (ids.len(), features.len(), targets.len());
+        // The large tensors are copied out about 64 MiB at a time, each piece of the mapping
+        // released once copied: a mapped file's pages count towards the process's memory until
+        // unmapped, so copying a 5.4 GB full-GEO matrix at once held it twice (#19). Row r of
+        // tensor `k` (width w) lands at dest[r·stride + offset ..][..w].
+        let copy = |k: &str, w: usize, dest: &mut [f32], stride: usize, offset: usize| -> StageResult<()> {
+            let t = st.tensor(k).map_err(|e| bad(e.to_string()))?;
+            let data = t.data();
+            if data.len() != n * w * 4 || dest.len() < n * stride {
+                return Err(bad("tensor shapes do not match the column lists".into()));
+            }
+            if w == 0 {
+                return Ok(());
+            }
+            let start = data.as_ptr() as usize - map.as_ptr() as usize;
+            let rows_per_piece = ((64usize << 20) / (w * 4)).max(1);
+            for r0 in (0..n).step_by(rows_per_piece) {
+                let r1 = (r0 + rows_per_piece).min(n);
+                let piece: &[f32] = bytemuck::cast_slice(&data[r0 * w * 4..r1 * w * 4]);
+                if stride == w {
+                    dest[r0 * w..r1 * w].copy_from_slice(piece);
+                } else {
+                    for (r, src) in (r0..r1).zip(piece.chunks(w)) {
+                        dest[r * stride + offset..r * stride + offset + w].copy_from_slice(src);
+                    }
+                }
+                #[cfg(unix)]
+                // SAFETY: a read-only mapping of a store object, never modified in place: pages
+                // dropped here are read back from the file, unchanged, if touched again.
+                unsafe {
+                    let _ = map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start + r0 * w * 4,
+                        (r1 - r0) * w * 4,
+                    );
+                }
+            }
+            Ok(())
         };
-        if ds.x.len() != ds.rows() * ds.p() || ds.y.len() != ds.rows() * ds.q() {
-            return Err(bad("tensor shapes do not match the column lists".into()));
+        let (mut x, mut y, mut m) = (Vec::new(), Vec::new(), Vec::new());
+        if joined {
+            m = vec![0f32; n * (p + q)];
+            copy("x", p, &mut m, p + q, 0)?;
+            copy("y", q, &mut m, p + q, p)?;
+        } else {
+            x = vec![0f32; n * p];
+            copy("x", p, &mut x, p, 0)?;
+            y = vec![0f32; n * q];
+            copy("y", q, &mut y, q, 0)?;
         }
-        Ok(ds)
+        let classes = names("classes")?;
+        Ok((Dataset { features, x, targets, y, classes, labels, ids }, m))
+    }
+
+    /// The dataset of the rows `keep` (ascending) of a joined matrix from [`Dataset::read_joined`]
+    /// (`self` holds its names, labels and ids): the kept rows are compacted inside `m`'s own
+    /// buffer, which becomes `y`, and only `x` is allocated anew.
+    pub fn from_joined(&self, mut m: Vec<f32>, keep: &[usize]) -> Dataset {
+        let (p, q) = (self.p(), self.q());
+        let c = p + q;
+        debug_assert!(keep.windows(2).all(|w| w[0] < w[1]));
+        let mut x = Vec::with_capacity(keep.len() * p);
+        for &r in keep {
+            x.extend_from_slice(&m[r * c..r * c + p]);
+        }
+        // Row i's targets move to i·q ≤ keep[i]·c + p, in increasing i: never over a row not
+        // yet moved.
+        for (i, &r) in keep.iter().enumerate() {
+            m.copy_within(r * c + p..(r + 1) * c, i * q);
+        }
+        m.truncate(keep.len() * q);
+        Dataset {
+            features: self.features.clone(),
+            x,
+            targets: self.targets.clone(),
+            y: m,
+            classes: self.classes.clone(),
+            labels: self.labels.as_ref().map(|l| keep.iter().map(|&i| l[i]).collect()),
+            ids: keep.iter().map(|&i| self.ids[i]).collect(),
+        }
     }
 }
 
@@ -260,6 +370,38 @@ mod tests {
         small().write(&b).unwrap();
         assert_eq!(Dataset::read(&a).unwrap(), small());
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    }
+
+    /// The joined read holds [x_row | y_row] per row, and compacting kept rows inside it gives
+    /// exactly `select_rows` of the ordinary read.
+    #[test]
+    fn joined_read_and_compaction_match_the_plain_read() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        small().write(&a).unwrap();
+        let (meta, m) = Dataset::read_joined(&a).unwrap();
+        assert_eq!(m, vec![1.0, 2.0, 0.5, 3.0, 4.0, -0.5, 5.0, 6.0, 1.5]);
+        assert!(meta.x.is_empty() && meta.y.is_empty() && meta.ids == [10, 11, 12]);
+        for keep in [vec![0, 2], vec![1], vec![0, 1, 2], vec![]] {
+            assert_eq!(meta.from_joined(m.clone(), &keep), small().select_rows(&keep), "{keep:?}");
+        }
+    }
+
+    /// Streaming a selection writes the same bytes as writing the selected dataset, with and
+    /// without labels, for any subset (empty, reordered, repeated) and for zero target columns.
+    #[test]
+    fn write_rows_is_byte_identical_to_select_then_write() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        let unlabelled = Dataset { labels: None, ..small() };
+        let no_targets = small().select_targets(&[]);
+        for ds in [small(), unlabelled, no_targets] {
+            for idx in [vec![0, 1, 2], vec![2, 0], vec![], vec![1, 1]] {
+                ds.select_rows(&idx).write(&a).unwrap();
+                ds.write_rows(&idx, &b).unwrap();
+                assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "{idx:?}");
+            }
+        }
     }
 
     #[test]

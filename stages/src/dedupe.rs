@@ -28,14 +28,21 @@ stage_params! {
 
 pub struct Dedupe;
 
-fn joined(d: &Dataset) -> (Vec<f32>, usize) {
+/// What `Dataset::validate` checks, on the joined matrix: labels match the rows and every value
+/// is finite (the message names the row and the column).
+fn validate_joined(d: &Dataset, m: &[f32]) -> StageResult<()> {
     let c = d.p() + d.q();
-    let mut m = Vec::with_capacity(d.rows() * c);
-    for r in 0..d.rows() {
-        m.extend_from_slice(d.x_row(r));
-        m.extend_from_slice(d.y_row(r));
+    if let Some(l) = &d.labels {
+        if l.len() != d.rows() {
+            return Err(StageError::msg(format!("input: {} labels for {} rows", l.len(), d.rows())));
+        }
     }
-    (m, c)
+    if let Some(pos) = m.iter().position(|v| !v.is_finite()) {
+        let (r, j) = (pos / c, pos % c);
+        let (kind, name) = if j < d.p() { ("feature", &d.features[j]) } else { ("target", &d.targets[j - d.p()]) };
+        return Err(StageError::msg(format!("input: non-finite value {} in row {r}, {kind} column `{name}`", m[pos])));
+    }
+    Ok(())
 }
 
 /// [`keep_rows_until`] without cancellation (tests).
@@ -179,13 +186,15 @@ impl TypedStage for Dedupe {
 
     fn run(&self, p: &DedupeParams, ctx: &Ctx) -> StageResult<Metrics> {
         ctx.report(0, 0, "reading");
-        let d = Dataset::read(&ctx.input("input")?.path)?;
+        // One joined matrix [x | y] per row, read straight from the file and compacted in
+        // place: the full GEO matrix (5.4 GB) is held once, not as x and y plus a joined copy
+        // plus the output (#19).
+        let (d, m) = Dataset::read_joined(&ctx.input("input")?.path)?;
         ctx.report(0, 0, format!("clustering {} rows", d.rows()));
-        d.validate("input")?;
-        let (m, cols) = joined(&d);
+        let cols = d.p() + d.q();
+        validate_joined(&d, &m)?;
         let keep = keep_rows_until(&m, cols, p, ctx.base_seed, ctx.threads, ctx.cancel)?;
-        drop(m);
-        let out = d.select_rows(&keep);
+        let out = d.from_joined(m, &keep);
         out.write(&ctx.output("out"))?;
         let mut metrics = Metrics::new();
         metrics.insert("rows_in".into(), d.rows().into());
