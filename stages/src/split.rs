@@ -167,7 +167,7 @@ impl TypedStage for Split {
         let parts = assign(d.rows(), p, d.labels.as_deref(), ctx.base_seed)?;
         let mut m = Metrics::new();
         for (name, idx) in Self::outputs(p).iter().zip(&parts) {
-            d.select_rows(idx).write(&ctx.output(name))?;
+            d.write_rows(idx, &ctx.output(name))?;
             m.insert(format!("rows_{name}"), idx.len().into());
         }
         Ok(m)
