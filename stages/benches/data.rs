@@ -1,7 +1,8 @@
 //! Data-stage benchmarks (`cargo bench -p repro-stages --bench data`) at the LALR paper's
 //! subsample size × D-GEX gene count: 20,000 × 10,463 f32 (837 MB).
 //! - quantile_normalize over all 10,463 columns of every row;
-//! - the dataset artifact's write and read (safetensors, see src/dataset.rs).
+//! - the dataset artifact's write and read (safetensors, see src/dataset.rs), its joined read
+//!   (dedupe) and the streamed write of a subset of rows (split).
 //!
 //! The full-size GEO run (111,009 × 10,463) is measured with `repro run` and /usr/bin/time:
 //! see the README's "Measured" section.
@@ -45,5 +46,18 @@ fn main() {
     println!(
         "dataset artifact 20,000 × 10,463: write {w:6.2} s, read {rd:6.2} s ({:.0} MB)",
         std::fs::metadata(&path).unwrap().len() as f64 / 1e6
+    );
+    // What dedupe and split do instead (#19 memory): read as one joined matrix; stream 80 % of
+    // the rows to a part without building it.
+    let t0 = Instant::now();
+    let (_, m) = Dataset::read_joined(&path).unwrap();
+    let rj = t0.elapsed().as_secs_f64();
+    assert_eq!(m.len(), n * (l + t));
+    let part: Vec<usize> = (0..n).filter(|i| i % 5 != 0).collect();
+    let t0 = Instant::now();
+    back.write_rows(&part, &dir.path().join("part")).unwrap();
+    println!(
+        "read_joined {rj:6.2} s; write_rows of 16,000 rows {:6.2} s (select_rows + write held a second copy)",
+        t0.elapsed().as_secs_f64()
     );
 }
