@@ -168,18 +168,7 @@ fn figure1_runs_on_the_users_california_file() {
 #[test]
 fn figure2_runs_on_the_users_mnist_file() {
     let p = project();
-    let mut csv = String::from("label");
-    for j in 0..16 {
-        csv.push_str(&format!(",p{j}"));
-    }
-    csv.push('\n');
-    for r in 0..90u32 {
-        csv.push_str(&(r % 3).to_string());
-        for j in 0..16u32 {
-            csv.push_str(&format!(",{}", (r * 37 + j * 11 + (r % 3) * 70) % 256));
-        }
-        csv.push('\n');
-    }
+    let csv = common::mnist_like_csv(90, 3, 70);
     p.write("data/mnist_small.csv", &csv);
     let args = [
         "pipelines/lipschitz_table2.toml",

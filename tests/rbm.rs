@@ -56,18 +56,7 @@ fn rbm_adaptive_step_runs_every_policy_and_judges_the_abstract() {
 #[test]
 fn a_users_mnist_csv_runs_instead_of_digits() {
     let p = project_with(&["rbm_adaptive_step.toml"]);
-    let mut csv = String::from("label");
-    for j in 0..16 {
-        csv.push_str(&format!(",p{j}"));
-    }
-    csv.push('\n');
-    for r in 0..80u32 {
-        csv.push_str(&(r % 4).to_string());
-        for j in 0..16u32 {
-            csv.push_str(&format!(",{}", (r * 37 + j * 11 + (r % 4) * 60) % 256));
-        }
-        csv.push('\n');
-    }
+    let csv = common::mnist_like_csv(80, 4, 60);
     p.write("data/mnist_small.csv", &csv);
     let args = [
         "pipelines/rbm_adaptive_step.toml",

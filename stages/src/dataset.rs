@@ -131,23 +131,13 @@ impl Dataset {
 
     /// Keeps only the target columns at `cols`, in that order.
     pub fn select_targets(&self, cols: &[usize]) -> Dataset {
-        let q = self.q();
-        let mut y = Vec::with_capacity(self.rows() * cols.len());
-        for r in 0..self.rows() {
-            let row = &self.y[r * q..(r + 1) * q];
-            y.extend(cols.iter().map(|&c| row[c]));
-        }
+        let y = pick_columns(&self.y, self.q(), cols);
         Dataset { targets: cols.iter().map(|&c| self.targets[c].clone()).collect(), y, ..self.clone() }
     }
 
     /// Keeps only the feature columns at `cols`, in that order.
     pub fn select_features(&self, cols: &[usize]) -> Dataset {
-        let p = self.p();
-        let mut x = Vec::with_capacity(self.rows() * cols.len());
-        for r in 0..self.rows() {
-            let row = &self.x[r * p..(r + 1) * p];
-            x.extend(cols.iter().map(|&c| row[c]));
-        }
+        let x = pick_columns(&self.x, self.p(), cols);
         Dataset { features: cols.iter().map(|&c| self.features[c].clone()).collect(), x, ..self.clone() }
     }
 
@@ -344,6 +334,16 @@ impl Dataset {
             ids: keep.iter().map(|&i| self.ids[i]).collect(),
         }
     }
+}
+
+/// The columns `cols` (in that order) of a row-major matrix `width` columns wide.
+fn pick_columns(m: &[f32], width: usize, cols: &[usize]) -> Vec<f32> {
+    let rows = m.len().checked_div(width).unwrap_or(0);
+    let mut out = Vec::with_capacity(rows * cols.len());
+    for row in m.chunks(width.max(1)).take(rows) {
+        out.extend(cols.iter().map(|&c| row[c]));
+    }
+    out
 }
 
 #[cfg(test)]

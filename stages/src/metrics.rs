@@ -9,23 +9,10 @@ use repro_core::{StageError, StageResult};
 pub fn targets_for(d: &Dataset, loss: &Loss) -> StageResult<(Vec<f32>, usize)> {
     match loss {
         Loss::Bce | Loss::Sbqc { .. } => {
-            let l = d
-                .labels
-                .as_ref()
-                .ok_or_else(|| StageError::param("loss", "binary losses need a dataset with labels"))?;
-            if l.iter().any(|v| *v != 0 && *v != 1) {
-                return Err(StageError::param("loss", "binary losses need labels 0 and 1"));
-            }
-            Ok((l.iter().map(|v| *v as f32).collect(), 1))
+            Ok((binary_labels(d, "binary losses")?.iter().map(|v| *v as f32).collect(), 1))
         }
         Loss::Quantiles { heads, base: QuantileBase::Sbqc, .. } => {
-            let l = d
-                .labels
-                .as_ref()
-                .ok_or_else(|| StageError::param("loss", "sbqc quantile heads need a dataset with labels"))?;
-            if l.iter().any(|v| *v != 0 && *v != 1) {
-                return Err(StageError::param("loss", "sbqc quantile heads need labels 0 and 1"));
-            }
+            let l = binary_labels(d, "sbqc quantile heads")?;
             // One column per head, each the row's label.
             Ok((l.iter().flat_map(|v| std::iter::repeat_n(*v as f32, *heads)).collect(), *heads))
         }
@@ -53,6 +40,15 @@ pub fn targets_for(d: &Dataset, loss: &Loss) -> StageResult<(Vec<f32>, usize)> {
             Ok((y, q * heads))
         }
     }
+}
+
+/// The dataset's labels, which `who` needs to be 0 and 1.
+fn binary_labels<'a>(d: &'a Dataset, who: &str) -> StageResult<&'a [i64]> {
+    let l = d.labels.as_ref().ok_or_else(|| StageError::param("loss", format!("{who} need a dataset with labels")))?;
+    if l.iter().any(|v| *v != 0 && *v != 1) {
+        return Err(StageError::param("loss", format!("{who} need labels 0 and 1")));
+    }
+    Ok(l)
 }
 
 /// Evaluation metrics of predictions (regression: mae, rmse; classification: accuracy, log_loss).

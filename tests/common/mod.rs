@@ -193,3 +193,21 @@ pub fn published(doc: &serde_json::Value, name: &str, ext: &str) -> String {
 pub fn published_report(p: &Proj, doc: &serde_json::Value, name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p.path(&published(doc, name, "json"))).unwrap()).unwrap()
 }
+
+/// A small MNIST-shaped CSV: a `label` column (row r is class r mod `classes`) and 16 pixel
+/// columns 0–255, (37·r + 11·j + shift·label) mod 256.
+pub fn mnist_like_csv(rows: u32, classes: u32, shift: u32) -> String {
+    let mut csv = String::from("label");
+    for j in 0..16 {
+        csv.push_str(&format!(",p{j}"));
+    }
+    csv.push('\n');
+    for r in 0..rows {
+        csv.push_str(&(r % classes).to_string());
+        for j in 0..16u32 {
+            csv.push_str(&format!(",{}", (r * 37 + j * 11 + (r % classes) * shift) % 256));
+        }
+        csv.push('\n');
+    }
+    csv
+}
