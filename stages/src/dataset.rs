@@ -90,23 +90,40 @@ impl Dataset {
         if self.x.len() != n * self.p() || self.y.len() != n * self.q() {
             return Err(StageError::msg(format!("{what}: tensor shapes do not match the column lists")));
         }
-        if let Some(l) = &self.labels {
-            if l.len() != n {
-                return Err(StageError::msg(format!("{what}: {} labels for {n} rows", l.len())));
+        self.validate_labels(what)?;
+        self.validate_values(what, &self.x, 0)?;
+        self.validate_values(what, &self.y, self.p())
+    }
+
+    /// [`Dataset::validate`] of a dataset read by [`Dataset::read_joined`], on its joined matrix
+    /// `m` ([x_row | y_row] per row): the same checks and messages.
+    pub fn validate_joined(&self, what: &str, m: &[f32]) -> StageResult<()> {
+        self.validate_labels(what)?;
+        self.validate_values(what, m, 0)
+    }
+
+    fn validate_labels(&self, what: &str) -> StageResult<()> {
+        match &self.labels {
+            Some(l) if l.len() != self.rows() => {
+                Err(StageError::msg(format!("{what}: {} labels for {} rows", l.len(), self.rows())))
             }
+            _ => Ok(()),
         }
-        for (m, cols, name) in [(&self.x, &self.features, "feature"), (&self.y, &self.targets, "target")] {
-            if let Some(pos) = m.iter().position(|v| !v.is_finite()) {
-                let c = cols.len();
-                return Err(StageError::msg(format!(
-                    "{what}: non-finite value {} in row {}, {name} column `{}`",
-                    m[pos],
-                    pos / c,
-                    cols[pos % c]
-                )));
-            }
-        }
-        Ok(())
+    }
+
+    /// Every value of `m` finite; `m`'s columns are the joined columns (features, then targets)
+    /// from `first` on, and as many as its rows hold.
+    fn validate_values(&self, what: &str, m: &[f32], first: usize) -> StageResult<()> {
+        let Some(pos) = m.iter().position(|v| !v.is_finite()) else { return Ok(()) };
+        let width = m.len() / self.rows().max(1);
+        let j = first + pos % width;
+        let (kind, name) =
+            if j < self.p() { ("feature", &self.features[j]) } else { ("target", &self.targets[j - self.p()]) };
+        Err(StageError::msg(format!(
+            "{what}: non-finite value {} in row {}, {kind} column `{name}`",
+            m[pos],
+            pos / width
+        )))
     }
 
     /// The rows at `idx`, in that order.
@@ -421,5 +438,27 @@ mod tests {
         d.x[3] = f32::NAN;
         let e = d.validate("data").unwrap_err().to_string();
         assert!(e.contains("row 1") && e.contains("`b`"), "{e}");
+        let mut d = small();
+        d.y[2] = f32::INFINITY;
+        assert_eq!(
+            d.validate("data").unwrap_err().to_string(),
+            "data: non-finite value inf in row 2, target column `t`"
+        );
+        // The joined read reports the same cell.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("d");
+        d.write(&f).unwrap();
+        let (meta, m) = Dataset::read_joined(&f).unwrap();
+        assert_eq!(
+            meta.validate_joined("data", &m).unwrap_err().to_string(),
+            d.validate("data").unwrap_err().to_string()
+        );
+        d.x[3] = f32::NAN;
+        d.write(&f).unwrap();
+        let (meta, m) = Dataset::read_joined(&f).unwrap();
+        assert_eq!(
+            meta.validate_joined("data", &m).unwrap_err().to_string(),
+            d.validate("data").unwrap_err().to_string()
+        );
     }
 }

@@ -28,23 +28,6 @@ stage_params! {
 
 pub struct Dedupe;
 
-/// What `Dataset::validate` checks, on the joined matrix: labels match the rows and every value
-/// is finite (the message names the row and the column).
-fn validate_joined(d: &Dataset, m: &[f32]) -> StageResult<()> {
-    let c = d.p() + d.q();
-    if let Some(l) = &d.labels {
-        if l.len() != d.rows() {
-            return Err(StageError::msg(format!("input: {} labels for {} rows", l.len(), d.rows())));
-        }
-    }
-    if let Some(pos) = m.iter().position(|v| !v.is_finite()) {
-        let (r, j) = (pos / c, pos % c);
-        let (kind, name) = if j < d.p() { ("feature", &d.features[j]) } else { ("target", &d.targets[j - d.p()]) };
-        return Err(StageError::msg(format!("input: non-finite value {} in row {r}, {kind} column `{name}`", m[pos])));
-    }
-    Ok(())
-}
-
 /// [`keep_rows_until`] without cancellation (tests).
 #[cfg(test)]
 pub fn keep_rows(m: &[f32], cols: usize, p: &DedupeParams, seed: u64, threads: usize) -> Vec<usize> {
@@ -192,7 +175,7 @@ impl TypedStage for Dedupe {
         let (d, m) = Dataset::read_joined(&ctx.input("input")?.path)?;
         ctx.report(0, 0, format!("clustering {} rows", d.rows()));
         let cols = d.p() + d.q();
-        validate_joined(&d, &m)?;
+        d.validate_joined("input", &m)?;
         let keep = keep_rows_until(&m, cols, p, ctx.base_seed, ctx.threads, ctx.cancel)?;
         let out = d.from_joined(m, &keep);
         out.write(&ctx.output("out"))?;

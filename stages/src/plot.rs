@@ -398,6 +398,7 @@ impl TypedStage for Plot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// No points: an error, unless `missing` gives the text to draw in their place.
     #[test]
@@ -409,7 +410,6 @@ mod tests {
         let svg = draw_svg(&p, &[]).unwrap();
         assert!(svg.contains("Figure 3") && svg.contains("heart.csv not given"), "{svg}");
     }
-    use serde_json::json;
 
     fn pt(epoch: i64, mean: f64, std: Option<f64>, n: usize) -> Point {
         Point { epoch, mean, std, n }

@@ -119,6 +119,12 @@ pub fn generate_until(p: &SyntheticGeoParams, seed: u64, threads: usize, cancel:
     }
     let mut x = vec![0f32; n * l];
     let mut y = vec![0f32; n * t];
+    // Compendium row `o` (g values) to its shuffled place in x and y.
+    let put = |x: &mut [f32], y: &mut [f32], o: usize, row: &[f32]| {
+        let at = pos[o];
+        x[at * l..(at + 1) * l].copy_from_slice(&row[..l]);
+        y[at * t..(at + 1) * t].copy_from_slice(&row[l..]);
+    };
     let lam = p.nonlinear_share as f32;
     let mut block = Vec::new();
     for start in (0..unique).step_by(BLOCK) {
@@ -156,9 +162,7 @@ pub fn generate_until(p: &SyntheticGeoParams, seed: u64, threads: usize, cancel:
             },
         );
         for (r, row) in block.chunks(g).enumerate() {
-            let at = pos[start + r];
-            x[at * l..(at + 1) * l].copy_from_slice(&row[..l]);
-            y[at * t..(at + 1) * t].copy_from_slice(&row[l..]);
+            put(&mut x, &mut y, start + r, row);
         }
     }
     // Near-duplicates of earlier profiles.
@@ -171,9 +175,7 @@ pub fn generate_until(p: &SyntheticGeoParams, seed: u64, threads: usize, cancel:
         for v in row.iter_mut() {
             *v += 0.005 * normal(&mut dr) as f32;
         }
-        let at = pos[i];
-        x[at * l..(at + 1) * l].copy_from_slice(&row[..l]);
-        y[at * t..(at + 1) * t].copy_from_slice(&row[l..]);
+        put(&mut x, &mut y, i, &row);
     }
     Ok(Dataset {
         features: (1..=l).map(|i| format!("LM{i:04}")).collect(),
