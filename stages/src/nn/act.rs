@@ -78,7 +78,7 @@ impl Activation {
         match *self {
             Activation::Identity => x,
             Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            Activation::Tanh => x.tanh(),
+            Activation::Tanh => super::tanh::tanh(x),
             Activation::Relu => x.max(0.0),
             Activation::LeakyRelu { alpha } | Activation::Prelu { alpha, .. } => {
                 if x >= 0.0 {

@@ -64,7 +64,10 @@ struct Header {
 }
 
 fn map_act(act: Activation, z: &[f32], a: &mut [f32]) {
-    if z.len() > PAR {
+    if act == Activation::Tanh {
+        // Vectorized, the same bits as `act.f` (see `nn::tanh`).
+        a.par_chunks_mut(PAR).zip(z.par_chunks(PAR)).for_each(|(a, z)| super::tanh::tanh_slice(a, z));
+    } else if z.len() > PAR {
         a.par_chunks_mut(PAR).zip(z.par_chunks(PAR)).for_each(|(a, z)| {
             for (a, z) in a.iter_mut().zip(z) {
                 *a = act.f(*z);

@@ -8,3 +8,4 @@ pub mod linalg;
 pub mod loss;
 pub mod mlp;
 pub mod optim;
+pub mod tanh;
