@@ -4,6 +4,9 @@
 //!
 //! ```toml
 //! executor = "local"            # or "slurm"
+//! [local]
+//! cpus = 1                      # threads of a multi-threaded stage without resources.cpus
+//!                               # (default: all of --jobs); 1 runs trainings side by side
 //! [slurm]
 //! partition = "debug"           # default partition (a stage's resources.partition wins)
 //! cpus = 2                      # CPUs of a multi-threaded stage without resources.cpus
@@ -26,6 +29,8 @@ use std::path::Path;
 struct File {
     executor: Option<String>,
     #[serde(default)]
+    local: LocalSection,
+    #[serde(default)]
     slurm: SlurmSection,
     #[serde(default)]
     profiles: BTreeMap<String, ProfileSection>,
@@ -36,7 +41,17 @@ struct File {
 struct ProfileSection {
     executor: Option<String>,
     #[serde(default)]
+    local: LocalSection,
+    #[serde(default)]
     slurm: SlurmSection,
+}
+
+/// `[local]`: the local executor's settings; a profile's fields replace the top level's.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LocalSection {
+    /// Threads of an instance whose kind can use several and that has no `resources.cpus`.
+    pub cpus: Option<usize>,
 }
 
 /// `[slurm]`: every field optional; a profile's fields replace the top level's.
@@ -75,6 +90,7 @@ pub enum ExecutorKind {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub executor: ExecutorKind,
+    pub local: LocalSection,
     pub slurm: SlurmSection,
 }
 
@@ -96,6 +112,10 @@ pub fn settings(root: &Path, profile: Option<&str>, flag: Option<&str>) -> Resul
     };
     let prof = profile.and_then(|p| file.profiles.get(p)).cloned().unwrap_or_default();
     let slurm = prof.slurm.over(file.slurm);
+    let local = LocalSection { cpus: prof.local.cpus.or(file.local.cpus) };
+    if local.cpus == Some(0) {
+        return Err(Error::Usage(format!("{}: `[local] cpus` must be at least 1", path.display())));
+    }
     let mut executor = ExecutorKind::Local;
     if let Some(e) = &file.executor {
         executor = kind(e, &path.display().to_string())?;
@@ -111,7 +131,7 @@ pub fn settings(root: &Path, profile: Option<&str>, flag: Option<&str>) -> Resul
     if let Some(e) = flag {
         executor = kind(e, "--executor")?;
     }
-    Ok(Settings { executor, slurm })
+    Ok(Settings { executor, local, slurm })
 }
 
 #[cfg(test)]
@@ -135,9 +155,25 @@ mod tests {
         );
         let s = settings(dir.path(), Some("paper"), Some("local")).unwrap();
         assert_eq!(s.executor, ExecutorKind::Local);
+        assert_eq!(s.local.cpus, None);
         assert!(settings(dir.path(), None, Some("pbs")).is_err());
         std::fs::write(dir.path().join("repro.toml"), "executr = \"slurm\"\n").unwrap();
         let e = settings(dir.path(), None, None).unwrap_err().to_string();
         assert!(e.contains("repro.toml") && e.contains("executr") && e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn local_cpus_from_the_file_and_the_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("repro.toml"), "[local]\ncpus = 1\n[profiles.big]\nlocal = { cpus = 8 }\n")
+            .unwrap();
+        assert_eq!(settings(dir.path(), None, None).unwrap().local.cpus, Some(1));
+        assert_eq!(settings(dir.path(), Some("big"), None).unwrap().local.cpus, Some(8));
+        std::fs::write(dir.path().join("repro.toml"), "[local]\ncpus = 0\n").unwrap();
+        let e = settings(dir.path(), None, None).unwrap_err().to_string();
+        assert!(e.contains("repro.toml") && e.contains("`[local] cpus` must be at least 1"), "{e}");
+        std::fs::write(dir.path().join("repro.toml"), "[local]\ncpu = 1\n").unwrap();
+        let e = settings(dir.path(), None, None).unwrap_err().to_string();
+        assert!(e.contains("unknown field `cpu`"), "{e}");
     }
 }

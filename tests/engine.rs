@@ -447,6 +447,43 @@ fn resources_cpus_is_the_local_thread_budget_and_not_part_of_the_key() {
     assert_eq!((doc["ran"].as_u64(), doc["cached"].as_u64()), (Some(0), Some(1)));
 }
 
+/// `[local] cpus` in repro.toml caps the threads of a multi-threaded kind without
+/// `resources.cpus`: with `--jobs 2` and `cpus = 1` two instances get one thread each (and so
+/// may run side by side); without it each gets both. The recorded thread count says which, the
+/// outputs are the same bytes either way, and `resources.cpus` still wins.
+#[test]
+fn local_cpus_caps_a_multi_threaded_kind_and_changes_no_output() {
+    let threads = |p: &Proj| -> Vec<(String, String, String)> {
+        let mut v = Vec::new();
+        for shard in std::fs::read_dir(p.path("cache/runs")).unwrap() {
+            for rec in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+                let rec: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(rec.unwrap().path()).unwrap()).unwrap();
+                let t = rec["environment"]["threads"].as_str().unwrap().to_string();
+                let out = rec["outputs"]["out"]["hash"].as_str().unwrap().to_string();
+                v.push((rec["instance"].as_str().unwrap().to_string(), t, out));
+            }
+        }
+        v.sort();
+        v
+    };
+    let pipeline = "[pipeline]\nname = \"c\"\n[stage.g]\nkind = \"synthetic_geo\"\nmatrix = { rep = [1, 2] }\nrows = 40\nlandmarks = 5\ntargets = 4\nfactors = 3\n[stage.one]\nkind = \"synthetic_geo\"\nresources = { cpus = 2 }\nrows = 40\nlandmarks = 5\ntargets = 4\nfactors = 3\n";
+    let (default, capped) = (Proj::new(), Proj::new());
+    default.write("pipelines/c.toml", pipeline);
+    capped.write("pipelines/c.toml", pipeline);
+    capped.write("repro.toml", "[local]\ncpus = 1\n");
+    assert_eq!(default.run_json(&["pipelines/c.toml", "--jobs", "2"])["ran"], 3);
+    assert_eq!(capped.run_json(&["pipelines/c.toml", "--jobs", "2"])["ran"], 3);
+    let (d, c) = (threads(&default), threads(&capped));
+    let names: Vec<&str> = d.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(names, ["g[rep=1]", "g[rep=2]", "one"]);
+    assert_eq!(d.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), ["2", "2", "2"]);
+    assert_eq!(c.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), ["1", "1", "2"]);
+    for (a, b) in d.iter().zip(&c) {
+        assert_eq!(a.2, b.2, "{}: the output depends on the thread count", a.0);
+    }
+}
+
 /// A misspelled resource or a bad value is an error at its place in the file.
 #[test]
 fn bad_resources_are_errors_with_their_place() {

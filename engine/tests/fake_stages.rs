@@ -83,7 +83,7 @@ fn run_in(root: &Path, file: &Path, keep_going: bool) -> (exec::Summary, Vec<Opt
     let plan = plan(spec, registry()).unwrap();
     let store = Store::open(&root.join("cache")).unwrap();
     let opts = RunOptions { jobs: 2, keep_going, quiet: true, ..Default::default() };
-    exec::run(&plan, &store, root, &opts, &LocalExecutor).unwrap()
+    exec::run(&plan, &store, root, &opts, &LocalExecutor::default()).unwrap()
 }
 
 fn status_of(summary: &exec::Summary, name: &str) -> Status {

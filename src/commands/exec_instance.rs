@@ -44,7 +44,7 @@ pub fn exec_instance(
         )));
     }
     let job = cached_job(&plan, &store, &root, &states, i, threads, force).map_err(|e| Error::Usage(e.to_string()))?;
-    match LocalExecutor.execute(&job, &store) {
+    match LocalExecutor::default().execute(&job, &store) {
         Ok(Computed::Ran(rec)) => {
             eprintln!("ran {instance} in {:.2}s", rec.seconds);
             Ok(exit::OK)

@@ -60,9 +60,10 @@ pub fn run(cli: &Cli, sel: &Select, f: &Flags) -> Result<i32> {
         return Err(Error::Invalid(missing, plan.spec.sources.clone()));
     }
     let t0 = std::time::Instant::now();
+    let local = LocalExecutor { stage_cpus: settings.local.cpus };
     let executor: &dyn Executor = match &slurm {
         Some(s) => s,
-        None => &LocalExecutor,
+        None => &local,
     };
     let (summary, records) = exec::run(&plan, &store, &root, &opts, executor)?;
     if let (Some(s), true) = (&slurm, summary.interrupted) {

@@ -10,7 +10,14 @@ use std::path::Path;
 use std::time::Instant;
 
 /// Runs stages on threads of this process.
-pub struct LocalExecutor;
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalExecutor {
+    /// At most this many threads for an instance whose kind can use several and that has no
+    /// `resources.cpus` (`[local] cpus` in repro.toml). With `--jobs 2` and 1 here, two
+    /// trainings run side by side, one thread each, instead of one after another on both.
+    /// Kernels give the same bits for any thread count, so results do not change.
+    pub stage_cpus: Option<usize>,
+}
 
 /// Where and how a stage ran: OS, architecture, threads, host and the CPU features the
 /// kernels use. Kept in the run record and the provenance sidecar.
@@ -54,6 +61,15 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl Executor for LocalExecutor {
+    fn threads(&self, inst: &crate::plan::Instance, budget: usize) -> usize {
+        let want = inst.stage.threads(&inst.params);
+        let want = match self.stage_cpus {
+            Some(c) if want > 1 => want.min(c.max(1)),
+            _ => want,
+        };
+        inst.resources.cpus.unwrap_or(want).clamp(1, budget)
+    }
+
     fn execute(&self, job: &Job, store: &Store) -> Result<Computed, JobError> {
         let inst = job.inst;
         let _lock = store
