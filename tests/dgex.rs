@@ -2,7 +2,7 @@
 //! change reruns.
 
 mod common;
-use common::{compiles_with_pdflatex, published, with_status, Proj};
+use common::{compiles_with_pdflatex, published, same_bytes_on_1_and_3_threads, with_status, Proj};
 
 const TINY: &[&str] = &[
     "--set",
@@ -109,6 +109,39 @@ fn dgex_table3_end_to_end() {
     p.write("pipelines/common/table3_report.toml", &text.replace("caption = \"Table III:", "caption = \"TABLE III:"));
     let doc = p.run_json(&args(&[]));
     assert_eq!(with_status(&doc, "ran"), vec!["table"], "{doc}");
+}
+
+/// Every multi-threaded kind of the D-GEX chain computes the same bytes on one thread and on
+/// three, so the threads an instance gets (its share of `--jobs`, `[local] cpus`,
+/// `resources.cpus`) change no result. Sizes big enough that the work is split: 1,500 rows
+/// (standardize's blocks are 512 rows), 943 landmarks (the gemm crate threads a product from
+/// about 48 × 48 × 256 on; a 200-row batch into 16 units is 3 M).
+#[test]
+fn the_dgex_chain_is_the_same_bytes_on_one_thread_and_on_three() {
+    let sizes = [
+        "pipelines/dgex_table3.toml",
+        "--set",
+        "rows=1500",
+        "--set",
+        "targets=40",
+        "--set",
+        "dedupe_clusters=4",
+        "--set",
+        "subsample_rows=600",
+        "--set",
+        "reps=[1]",
+        "--set",
+        "hidden_sizes=[16]",
+        "--set",
+        "steps=2",
+        "--set",
+        "epochs=2",
+        "--set",
+        "save_at=[2]",
+    ];
+    let kinds = ["synthetic_geo", "quantile_normalize", "dedupe", "standardize", "train", "evaluate"];
+    let n = same_bytes_on_1_and_3_threads(&project(), &project(), &sizes, &kinds);
+    assert!(n > 10, "{n} instances");
 }
 
 #[test]

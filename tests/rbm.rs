@@ -3,7 +3,9 @@
 //! seeds, the loss-per-epoch figure. The verdicts themselves are findings, not asserted.
 
 mod common;
-use common::{claims_are_well_formed, project_with, published, published_report, run_ok};
+use common::{
+    claims_are_well_formed, project_with, published, published_report, run_ok, same_bytes_on_1_and_3_threads,
+};
 
 #[test]
 fn rbm_adaptive_step_runs_every_policy_and_judges_the_abstract() {
@@ -77,4 +79,24 @@ fn a_users_mnist_csv_runs_instead_of_digits() {
     assert_eq!(acc["cells"].as_array().unwrap().len(), 9);
     let pre = doc["stages"].as_array().unwrap().iter().find(|s| s["kind"] == "pretrain").unwrap();
     assert!(pre["metrics"]["recon_loss"].as_f64().unwrap().is_finite(), "{pre}");
+}
+
+/// `pretrain` (and the fine-tuning `train` after it) computes the same bytes on one thread and
+/// on three: the RBM's up and down passes over the whole training set (1,437 rows × 64 × 64)
+/// are large enough for the gemm crate to split.
+#[test]
+fn pretraining_is_the_same_bytes_on_one_thread_and_on_three() {
+    let (one, three) = (project_with(&["rbm_adaptive_step.toml"]), project_with(&["rbm_adaptive_step.toml"]));
+    let args = [
+        "pipelines/rbm_adaptive_step.toml",
+        "--target",
+        "ft_adaptive",
+        "--set",
+        "reps=[1]",
+        "--set",
+        "pretrain_epochs=2",
+        "--set",
+        "finetune_epochs=1",
+    ];
+    same_bytes_on_1_and_3_threads(&one, &three, &args, &["standardize", "pretrain", "train"]);
 }

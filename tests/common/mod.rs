@@ -211,3 +211,59 @@ pub fn mnist_like_csv(rows: u32, classes: u32, shift: u32) -> String {
     }
     csv
 }
+
+/// What the run records in a project's cache say: instance → (the threads it ran on, output
+/// name → content hash). Each test project runs a pipeline once per params, so an instance
+/// has one record.
+pub fn recorded(p: &Proj) -> std::collections::BTreeMap<String, (String, std::collections::BTreeMap<String, String>)> {
+    let mut all = std::collections::BTreeMap::new();
+    for shard in std::fs::read_dir(p.path("cache/runs")).unwrap() {
+        for rec in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(rec.unwrap().path()).unwrap()).unwrap();
+            let threads = rec["environment"]["threads"].as_str().unwrap().to_string();
+            let outputs = rec["outputs"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(o, obj)| (o.clone(), obj["hash"].as_str().unwrap().to_string()))
+                .collect();
+            all.insert(rec["instance"].as_str().unwrap().to_string(), (threads, outputs));
+        }
+    }
+    all
+}
+
+/// The same pipeline run in two projects, one on a single thread (`--jobs 1`) and one giving
+/// every multi-threaded instance three (`--jobs 3`, `[local] cpus = 3`): every instance of each
+/// kind in `kinds` must have run, on 1 and on 3 threads, and every instance's outputs must be
+/// the same bytes in both. Returns how many instances were compared.
+pub fn same_bytes_on_1_and_3_threads(one: &Proj, three: &Proj, args: &[&str], kinds: &[&str]) -> usize {
+    three.write("repro.toml", "[local]\ncpus = 3\n");
+    let mut records = Vec::new();
+    for (p, jobs) in [(one, "1"), (three, "3")] {
+        let mut a = args.to_vec();
+        a.extend(["--jobs", jobs]);
+        let doc = run_ok(p, &a);
+        let rec = recorded(p);
+        for kind in kinds {
+            let of_kind: Vec<&str> = doc["stages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["kind"] == *kind)
+                .map(|s| s["name"].as_str().unwrap())
+                .collect();
+            assert!(!of_kind.is_empty(), "no `{kind}` instance in the run");
+            for name in of_kind {
+                assert_eq!(rec[name].0, jobs, "{name} did not run on {jobs} thread(s)");
+            }
+        }
+        records.push(rec);
+    }
+    let (a, b) = (&records[0], &records[1]);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, (_, outputs)) in a {
+        assert_eq!(outputs, &b[name].1, "{name}: its outputs depend on the thread count");
+    }
+    a.len()
+}
