@@ -3,8 +3,9 @@
 //! pipeline, params, keys and machine produced every file and every table cell.
 //!
 //! The sidecar is the typed [`Provenance`], written by [`publish`] and read back by [`read`]
-//! (`repro explain reports/x.md R2C3`): one definition for both. It holds no wall times, so a
-//! rerun that reproduces the numbers reproduces the sidecar byte for byte. Which inputs lie
+//! (`repro explain reports/x.md R2C3`): one definition for both. It holds no wall times and no
+//! thread counts, so a rerun that reproduces the numbers reproduces the sidecar byte for byte,
+//! whatever `--jobs` is. Which inputs lie
 //! behind a cell comes from the stage itself ([`repro_core::Stage::cell_sources`]): the engine
 //! never parses a stage's output.
 
@@ -117,7 +118,7 @@ pub struct Upstream {
     pub key: String,
     /// Canonical params.
     pub params: Value,
-    /// Where it ran (see [`crate::exec::environment`]).
+    /// Where it ran (see [`crate::exec::environment`]), without the thread count.
     pub environment: BTreeMap<String, String>,
 }
 
@@ -293,6 +294,12 @@ pub fn publish(
     Ok(published)
 }
 
+/// What the run record's environment says about scheduling rather than the machine, left out
+/// of the sidecar: the threads an instance got depend on `--jobs` and, by default, on what else
+/// was waiting when it started, and change no result (`tests/engine.rs` pins every
+/// multi-threaded kind). `repro explain` shows them from the run record.
+const SCHEDULING: &[&str] = &["threads"];
+
 /// The upstream chain of instance `i` with what produced each (no wall times: see the module).
 fn upstream(plan: &Plan, i: usize, records: &[Option<Record>]) -> Vec<Upstream> {
     plan.upstream(i)
@@ -304,7 +311,12 @@ fn upstream(plan: &Plan, i: usize, records: &[Option<Record>]) -> Vec<Upstream> 
                 kind: r.key_input.kind.clone(),
                 key: r.key.clone(),
                 params: r.key_input.params.clone(),
-                environment: r.environment.clone(),
+                environment: r
+                    .environment
+                    .iter()
+                    .filter(|(k, _)| !SCHEDULING.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             })
         })
         .collect()

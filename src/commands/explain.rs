@@ -55,8 +55,9 @@ fn print_instance(plan: &Plan, store: &Store, states: &[KeyState], i: usize) {
             match store.read_record(&ki.key()) {
                 Some(r) => {
                     outln!(
-                        "  record   ran in {:.3}s by repro {} ({})",
+                        "  record   ran in {:.3}s on {} thread(s) by repro {} ({})",
                         r.seconds,
+                        r.environment.get("threads").map_or("?", String::as_str),
                         r.tool_version,
                         r.environment.get("cpu_features").cloned().unwrap_or_default()
                     );
