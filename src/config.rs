@@ -50,8 +50,15 @@ struct ProfileSection {
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LocalSection {
-    /// Threads of an instance whose kind can use several and that has no `resources.cpus`.
+    /// Threads of an instance whose kind can use several and that has no `resources.cpus`
+    /// (unset: its share of the free threads).
     pub cpus: Option<usize>,
+}
+
+impl LocalSection {
+    fn over(self, top: LocalSection) -> LocalSection {
+        LocalSection { cpus: self.cpus.or(top.cpus) }
+    }
 }
 
 /// `[slurm]`: every field optional; a profile's fields replace the top level's.
@@ -112,7 +119,7 @@ pub fn settings(root: &Path, profile: Option<&str>, flag: Option<&str>) -> Resul
     };
     let prof = profile.and_then(|p| file.profiles.get(p)).cloned().unwrap_or_default();
     let slurm = prof.slurm.over(file.slurm);
-    let local = LocalSection { cpus: prof.local.cpus.or(file.local.cpus) };
+    let local = prof.local.over(file.local);
     if local.cpus == Some(0) {
         return Err(Error::Usage(format!("{}: `[local] cpus` must be at least 1", path.display())));
     }

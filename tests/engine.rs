@@ -447,41 +447,37 @@ fn resources_cpus_is_the_local_thread_budget_and_not_part_of_the_key() {
     assert_eq!((doc["ran"].as_u64(), doc["cached"].as_u64()), (Some(0), Some(1)));
 }
 
-/// `[local] cpus` in repro.toml caps the threads of a multi-threaded kind without
-/// `resources.cpus`: with `--jobs 2` and `cpus = 1` two instances get one thread each (and so
-/// may run side by side); without it each gets both. The recorded thread count says which, the
-/// outputs are the same bytes either way, and `resources.cpus` still wins.
+/// The local executor's thread rule. By default a multi-threaded kind without `resources.cpus`
+/// gets its share of the free threads among such instances waiting: two ready at once with
+/// `--jobs 2` get one each (and run side by side), one alone gets both. `[local] cpus` in
+/// repro.toml fixes it instead, and `resources.cpus` wins over both. The run record says how
+/// many threads ran; the outputs are the same bytes whatever the count, and the sidecar does
+/// not name it.
 #[test]
-fn local_cpus_caps_a_multi_threaded_kind_and_changes_no_output() {
+fn local_threads_are_shared_or_capped_and_change_no_output() {
     let threads = |p: &Proj| -> Vec<(String, String, String)> {
-        let mut v = Vec::new();
-        for shard in std::fs::read_dir(p.path("cache/runs")).unwrap() {
-            for rec in std::fs::read_dir(shard.unwrap().path()).unwrap() {
-                let rec: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(rec.unwrap().path()).unwrap()).unwrap();
-                let t = rec["environment"]["threads"].as_str().unwrap().to_string();
-                let out = rec["outputs"]["out"]["hash"].as_str().unwrap().to_string();
-                v.push((rec["instance"].as_str().unwrap().to_string(), t, out));
-            }
-        }
-        v.sort();
-        v
+        common::recorded(p).into_iter().map(|(name, (t, out))| (name, t, out["out"].clone())).collect()
     };
-    let pipeline = "[pipeline]\nname = \"c\"\n[stage.g]\nkind = \"synthetic_geo\"\nmatrix = { rep = [1, 2] }\nrows = 40\nlandmarks = 5\ntargets = 4\nfactors = 3\n[stage.one]\nkind = \"synthetic_geo\"\nresources = { cpus = 2 }\nrows = 40\nlandmarks = 5\ntargets = 4\nfactors = 3\n";
-    let (default, capped) = (Proj::new(), Proj::new());
-    default.write("pipelines/c.toml", pipeline);
-    capped.write("pipelines/c.toml", pipeline);
-    capped.write("repro.toml", "[local]\ncpus = 1\n");
-    assert_eq!(default.run_json(&["pipelines/c.toml", "--jobs", "2"])["ran"], 3);
-    assert_eq!(capped.run_json(&["pipelines/c.toml", "--jobs", "2"])["ran"], 3);
-    let (d, c) = (threads(&default), threads(&capped));
-    let names: Vec<&str> = d.iter().map(|r| r.0.as_str()).collect();
-    assert_eq!(names, ["g[rep=1]", "g[rep=2]", "one"]);
-    assert_eq!(d.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), ["2", "2", "2"]);
-    assert_eq!(c.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), ["1", "1", "2"]);
-    for (a, b) in d.iter().zip(&c) {
-        assert_eq!(a.2, b.2, "{}: the output depends on the thread count", a.0);
+    let pipeline = "[pipeline]\nname = \"c\"\n[stage.g]\nkind = \"synthetic_geo\"\nmatrix = { rep = [1, 2] }\nrows = 40\nlandmarks = 5\ntargets = 4\nfactors = 3\n[stage.one]\nkind = \"synthetic_geo\"\nresources = { cpus = 2 }\nrows = 40\nlandmarks = 5\ntargets = 4\nfactors = 3\n[stage.q]\nkind = \"quantile_normalize\"\ninput = \"one\"\nreport = \"q\"\n";
+    let (shared, alone, capped) = (Proj::new(), Proj::new(), Proj::new());
+    for p in [&shared, &alone, &capped] {
+        p.write("pipelines/c.toml", pipeline);
     }
+    capped.write("repro.toml", "[local]\ncpus = 1\n");
+    assert_eq!(shared.run_json(&["pipelines/c.toml", "--jobs", "2"])["failed"], 0);
+    assert_eq!(alone.run_json(&["pipelines/c.toml", "--jobs", "2", "--target", "g[rep=2]"])["ran"], 1);
+    assert_eq!(capped.run_json(&["pipelines/c.toml", "--jobs", "2", "--target", "g[rep=2]"])["ran"], 1);
+    let (s, a, c) = (threads(&shared), threads(&alone), threads(&capped));
+    let names: Vec<&str> = s.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(names, ["g[rep=1]", "g[rep=2]", "one", "q"]);
+    // g[rep=1] and g[rep=2] share; `one` holds its 2; q runs alone afterwards.
+    assert_eq!(s.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(), ["1", "1", "2", "2"]);
+    assert_eq!((a[0].0.as_str(), a[0].1.as_str()), ("g[rep=2]", "2"));
+    assert_eq!((c[0].0.as_str(), c[0].1.as_str()), ("g[rep=2]", "1"));
+    assert_eq!(a[0].2, s[1].2, "g[rep=2] depends on its thread count");
+    assert_eq!(c[0].2, s[1].2, "g[rep=2] depends on its thread count");
+    let sidecar = std::fs::read_to_string(shared.path("reports/q.provenance.json")).unwrap();
+    assert!(sidecar.contains("\"cpu_features\"") && !sidecar.contains("\"threads\""), "{sidecar}");
 }
 
 /// A misspelled resource or a bad value is an error at its place in the file.

@@ -60,7 +60,7 @@ synthetic = true
 const CONFIG: &str = r#"# repro's project settings (all optional).
 # executor = "local"          # or "slurm": every instance a Slurm job (README: Running on a cluster)
 # [local]
-# cpus = 1                    # threads per multi-threaded stage (default all): 1 runs trainings side by side
+# cpus = 1                    # threads per multi-threaded stage (default: its share of the free ones)
 # [slurm]
 # partition = "debug"
 # max_jobs = 100

@@ -12,10 +12,10 @@ use std::time::Instant;
 /// Runs stages on threads of this process.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LocalExecutor {
-    /// At most this many threads for an instance whose kind can use several and that has no
-    /// `resources.cpus` (`[local] cpus` in repro.toml). With `--jobs 2` and 1 here, two
-    /// trainings run side by side, one thread each, instead of one after another on both.
-    /// Kernels give the same bits for any thread count, so results do not change.
+    /// The threads of an instance whose kind can use several and that has no
+    /// `resources.cpus` (`[local] cpus` in repro.toml); unset, it gets its share of the free
+    /// threads ([`super::local_threads`]). The stages' results do not depend on the thread
+    /// count (`tests/engine.rs` pins every multi-threaded kind), so neither setting changes one.
     pub stage_cpus: Option<usize>,
 }
 
@@ -61,13 +61,8 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl Executor for LocalExecutor {
-    fn threads(&self, inst: &crate::plan::Instance, budget: usize) -> usize {
-        let want = inst.stage.threads(&inst.params);
-        let want = match self.stage_cpus {
-            Some(c) if want > 1 => want.min(c.max(1)),
-            _ => want,
-        };
-        inst.resources.cpus.unwrap_or(want).clamp(1, budget)
+    fn threads(&self, inst: &crate::plan::Instance, budget: &super::Budget) -> usize {
+        super::local_threads(inst, budget, self.stage_cpus)
     }
 
     fn execute(&self, job: &Job, store: &Store) -> Result<Computed, JobError> {

@@ -279,16 +279,46 @@ pub enum JobError {
 pub trait Executor: Sync {
     /// Computes the job (or finds that another process just did).
     fn execute(&self, job: &Job, store: &Store) -> std::result::Result<Computed, JobError>;
-    /// The threads an instance gets: its `resources.cpus`, else what its kind can use, within
-    /// the run's budget (`--jobs`).
-    fn threads(&self, inst: &Instance, budget: usize) -> usize {
-        inst.resources.cpus.unwrap_or_else(|| inst.stage.threads(&inst.params)).clamp(1, budget)
-    }
+    /// The threads an instance gets when it is handed over, given the run's budget now.
+    fn threads(&self, inst: &Instance, budget: &Budget) -> usize;
     /// How much of the run's budget a job with `threads` threads holds while it runs: its
     /// threads here; one job slot for a cluster, whose budget is the jobs in flight.
     fn slots(&self, threads: usize) -> usize {
         threads
     }
+}
+
+/// The run's budget when an instance is handed to an executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// All of it: threads for the local executor (`--jobs`), jobs in flight for a cluster.
+    pub jobs: usize,
+    /// What running jobs do not hold.
+    pub free: usize,
+    /// Instances waiting to run whose kind can use several threads and whose threads no
+    /// `resources.cpus` fixes, this one included.
+    pub sharing: usize,
+}
+
+/// The threads the local executor gives an instance: its `resources.cpus`; else one for a
+/// single-threaded kind; else what its kind can use, capped by `cap` (`[local] cpus`) when
+/// set and otherwise by its share of the free threads among the multi-threaded instances
+/// waiting (at least one). So eight trainings ready at once on 2 cores run two at a time on
+/// one thread each, and a training alone gets both. Always within the budget. The stages'
+/// results do not depend on it (`tests/engine.rs` pins every multi-threaded kind).
+pub fn local_threads(inst: &Instance, budget: &Budget, cap: Option<usize>) -> usize {
+    let threads = match inst.resources.cpus {
+        Some(cpus) => cpus,
+        None => {
+            let want = inst.stage.threads(&inst.params);
+            if want <= 1 {
+                1
+            } else {
+                want.min(cap.unwrap_or(budget.free / budget.sharing.max(1)))
+            }
+        }
+    };
+    threads.clamp(1, budget.jobs)
 }
 
 /// The input artifact a binding reads: the stored object of an upstream output.

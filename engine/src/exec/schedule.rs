@@ -6,7 +6,7 @@
 
 use super::local::panic_message;
 use super::{
-    external_hashes, key_input, Computed, Executor, Job, JobError, Outcome, RunOptions, Status, Summary, CANCEL,
+    external_hashes, key_input, Budget, Computed, Executor, Job, JobError, Outcome, RunOptions, Status, Summary, CANCEL,
 };
 use crate::diag::{Error, Result};
 use crate::key::KeyInput;
@@ -330,14 +330,24 @@ impl<'a> Scheduler<'a> {
     fn dispatch(&mut self, mut spawn: impl FnMut(usize, Job<'a>, usize)) {
         let position = &self.position;
         self.to_run.make_contiguous().sort_by_key(|(i, _, _)| position[*i]);
+        let plan = self.plan;
+        let shares = |i: usize| {
+            let inst = &plan.instances[i];
+            inst.resources.cpus.is_none() && inst.stage.threads(&inst.params) > 1
+        };
+        let mut sharing = self.to_run.iter().filter(|(i, _, _)| shares(*i)).count();
         while let Some((i, _, _)) = self.to_run.front() {
             let inst = &self.plan.instances[*i];
-            let threads = self.executor.threads(inst, self.jobs);
+            let budget = Budget { jobs: self.jobs, free: self.free, sharing };
+            let threads = self.executor.threads(inst, &budget);
             let want = self.executor.slots(threads).clamp(1, self.jobs);
             if self.stop || CANCEL.load(Ordering::Relaxed) || (want > self.free && self.running > 0) {
                 break;
             }
             let (i, key_input, key) = self.to_run.pop_front().unwrap();
+            if shares(i) {
+                sharing -= 1;
+            }
             let granted = want.min(self.free.max(1));
             self.free = self.free.saturating_sub(granted);
             self.running += 1;

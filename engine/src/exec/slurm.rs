@@ -285,7 +285,7 @@ impl Executor for SlurmExecutor {
 
     /// `resources.cpus`, else `default_cpus` for a kind that uses several threads, else 1;
     /// the budget does not cap it (the budget counts jobs).
-    fn threads(&self, inst: &Instance, _budget: usize) -> usize {
+    fn threads(&self, inst: &Instance, _budget: &super::Budget) -> usize {
         inst.resources
             .cpus
             .unwrap_or(if inst.stage.threads(&inst.params) > 1 { self.cfg.default_cpus } else { 1 })
