@@ -4,7 +4,8 @@
 //! PyTorch CPU 5.8 s, JAX 3.45 s, Keras+XLA 3.1 s, numpy+OpenBLAS by hand 3.1 s; goal ≤ 3.5 s).
 //! The `candle` filter adds train's candle backend on the CPU (`backend = "candle"`) and the
 //! plain candle loop as the baseline (both slow). `shapes` times the step's five matmuls alone,
-//! `tanh` the hidden activation (the C library's against the vectorized one).
+//! `tanh` the hidden activation (the C library's against the vectorized one), `powf` the
+//! A-ReLU's power likewise.
 
 use repro_stages::nn::act::Activation;
 use repro_stages::nn::loss::Loss;
@@ -141,6 +142,34 @@ fn tanh_bench() {
     );
 }
 
+/// The A-ReLU's power on one step's hidden layer (200 × 1500 values, one thread, the D-GEX(L)
+/// exponent 1.2): the C library's `powf` one value at a time against `nn::powf::powf_slice`.
+fn powf_bench() {
+    let mut r = rng(4, "powf");
+    let z: Vec<f32> = (0..200 * H).map(|_| (r.random::<f32>() - 0.3) * 4.0).collect();
+    let mut a = vec![0f32; z.len()];
+    let reps = 200;
+    let t = Instant::now();
+    for _ in 0..reps {
+        for (a, z) in a.iter_mut().zip(&z) {
+            let z = std::hint::black_box(*z);
+            *a = if z > 0.0 { 0.6 * z.powf(1.2) } else { 0.0 };
+        }
+    }
+    let libm = t.elapsed().as_secs_f64() / (reps * z.len()) as f64;
+    let t = Instant::now();
+    for _ in 0..reps {
+        repro_stages::nn::powf::powf_slice(&mut a, std::hint::black_box(&z), 1.2, 0.6);
+    }
+    let ours = t.elapsed().as_secs_f64() / (reps * z.len()) as f64;
+    println!(
+        "  A-ReLU 0.6·x^1.2, 200 × {H} values, 1 thread: C library {:.2} ns/value, powf_slice {:.2} ns/value ({:.1}×)",
+        libm * 1e9,
+        ours * 1e9,
+        libm / ours
+    );
+}
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     if filter.as_deref() == Some("shapes") {
@@ -149,6 +178,10 @@ fn main() {
     }
     if filter.as_deref() == Some("tanh") {
         tanh_bench();
+        return;
+    }
+    if filter.as_deref() == Some("powf") {
+        powf_bench();
         return;
     }
     let (x, y) = data();

@@ -73,6 +73,15 @@ const SELU_L: f32 = 1.050_700_9;
 const SELU_A: f32 = 1.673_263_2;
 const GELU_C: f32 = 0.797_884_6; // sqrt(2/pi)
 
+/// x^y for x > 0: the C library's bits, vectorizable (`nn::powf`), for a finite y.
+fn pow(x: f32, y: f32) -> f32 {
+    if y.is_finite() {
+        super::powf::powf_pos(x, y)
+    } else {
+        x.powf(y)
+    }
+}
+
 impl Activation {
     pub fn f(&self, x: f32) -> f32 {
         match *self {
@@ -122,7 +131,7 @@ impl Activation {
             }
             Activation::Arelu { k, n } => {
                 if x > 0.0 {
-                    k * x.powf(n)
+                    k * pow(x, n)
                 } else {
                     0.0
                 }
@@ -186,7 +195,7 @@ impl Activation {
             Activation::BinaryStep => 0.0,
             Activation::Arelu { k, n } => {
                 if z > 0.0 {
-                    k * n * z.powf(n - 1.0)
+                    k * n * pow(z, n - 1.0)
                 } else {
                     0.0
                 }

@@ -63,10 +63,21 @@ struct Header {
     info: serde_json::Value,
 }
 
+/// An A-ReLU's k and n, when its exponents are finite (the vectorized power's domain).
+fn arelu(act: Activation) -> Option<(f32, f32)> {
+    match act {
+        Activation::Arelu { k, n } if n.is_finite() && (n - 1.0).is_finite() => Some((k, n)),
+        _ => None,
+    }
+}
+
 fn map_act(act: Activation, z: &[f32], a: &mut [f32]) {
     if act == Activation::Tanh {
         // Vectorized, the same bits as `act.f` (see `nn::tanh`).
         a.par_chunks_mut(PAR).zip(z.par_chunks(PAR)).for_each(|(a, z)| super::tanh::tanh_slice(a, z));
+    } else if let Some((k, n)) = arelu(act) {
+        // Vectorized, the same bits as `act.f` (see `nn::powf`).
+        a.par_chunks_mut(PAR).zip(z.par_chunks(PAR)).for_each(|(a, z)| super::powf::powf_slice(a, z, n, k));
     } else if z.len() > PAR {
         a.par_chunks_mut(PAR).zip(z.par_chunks(PAR)).for_each(|(a, z)| {
             for (a, z) in a.iter_mut().zip(z) {
@@ -178,11 +189,28 @@ impl Mlp {
                 let dz = &mut ws.dz[l][..rows * fo];
                 let z = &ws.z[l][..rows * fo];
                 let a = &ws.out[l][..rows * fo];
-                dz.par_chunks_mut(PAR).zip(z.par_chunks(PAR)).zip(a.par_chunks(PAR)).for_each(|((d, z), a)| {
-                    for ((d, z), a) in d.iter_mut().zip(z).zip(a) {
-                        *d *= act.derivative(*z, *a);
+                match arelu(act) {
+                    // Vectorized, the same bits as `act.derivative` (see `nn::powf`).
+                    Some((k, n)) => {
+                        dz.par_chunks_mut(PAR).zip(z.par_chunks(PAR)).for_each(|(d, z)| {
+                            let mut g = [0f32; 256];
+                            for (d, z) in d.chunks_mut(g.len()).zip(z.chunks(g.len())) {
+                                let g = &mut g[..d.len()];
+                                super::powf::powf_slice(g, z, n - 1.0, k * n);
+                                for (d, g) in d.iter_mut().zip(g.iter()) {
+                                    *d *= *g;
+                                }
+                            }
+                        });
                     }
-                });
+                    None => {
+                        dz.par_chunks_mut(PAR).zip(z.par_chunks(PAR)).zip(a.par_chunks(PAR)).for_each(|((d, z), a)| {
+                            for ((d, z), a) in d.iter_mut().zip(z).zip(a) {
+                                *d *= act.derivative(*z, *a);
+                            }
+                        });
+                    }
+                }
             }
             gemm(
                 &mut ws.gw[l],

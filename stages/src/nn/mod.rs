@@ -8,4 +8,5 @@ pub mod linalg;
 pub mod loss;
 pub mod mlp;
 pub mod optim;
+pub mod powf;
 pub mod tanh;
