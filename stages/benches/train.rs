@@ -115,59 +115,28 @@ fn shapes() {
     }
 }
 
-/// The hidden layer's activation of one step (200 × 1500 values, one thread): the C library's
-/// `tanhf` one value at a time against `nn::tanh::tanh_slice` (same bits, vectorized).
-fn tanh_bench() {
-    let mut r = rng(3, "tanh");
-    let z: Vec<f32> = (0..200 * H).map(|_| (r.random::<f32>() - 0.5) * 6.0).collect();
+/// An activation over one step's hidden layer (200 × 1500 values drawn from `lo + span·U(0,1)`,
+/// one thread): the C library one value at a time (`libm`) against our slice function
+/// (`ours`), in ns per value.
+fn activation_bench(what: &str, lo: f32, span: f32, libm: impl Fn(f32) -> f32, ours: impl Fn(&mut [f32], &[f32])) {
+    let mut r = rng(3, what);
+    let z: Vec<f32> = (0..200 * H).map(|_| lo + r.random::<f32>() * span).collect();
     let mut a = vec![0f32; z.len()];
     let reps = 200;
+    let per_value = |t: Instant| t.elapsed().as_secs_f64() / (reps * z.len()) as f64 * 1e9;
     let t = Instant::now();
     for _ in 0..reps {
         for (a, z) in a.iter_mut().zip(&z) {
-            *a = std::hint::black_box(*z).tanh();
+            *a = libm(std::hint::black_box(*z));
         }
     }
-    let libm = t.elapsed().as_secs_f64() / (reps * z.len()) as f64;
+    let c = per_value(t);
     let t = Instant::now();
     for _ in 0..reps {
-        repro_stages::nn::tanh::tanh_slice(&mut a, std::hint::black_box(&z));
+        ours(&mut a, std::hint::black_box(&z));
     }
-    let ours = t.elapsed().as_secs_f64() / (reps * z.len()) as f64;
-    println!(
-        "  tanh, 200 × {H} values, 1 thread: C library {:.2} ns/value, tanh_slice {:.2} ns/value ({:.1}×)",
-        libm * 1e9,
-        ours * 1e9,
-        libm / ours
-    );
-}
-
-/// The A-ReLU's power on one step's hidden layer (200 × 1500 values, one thread, the D-GEX(L)
-/// exponent 1.2): the C library's `powf` one value at a time against `nn::powf::powf_slice`.
-fn powf_bench() {
-    let mut r = rng(4, "powf");
-    let z: Vec<f32> = (0..200 * H).map(|_| (r.random::<f32>() - 0.3) * 4.0).collect();
-    let mut a = vec![0f32; z.len()];
-    let reps = 200;
-    let t = Instant::now();
-    for _ in 0..reps {
-        for (a, z) in a.iter_mut().zip(&z) {
-            let z = std::hint::black_box(*z);
-            *a = if z > 0.0 { 0.6 * z.powf(1.2) } else { 0.0 };
-        }
-    }
-    let libm = t.elapsed().as_secs_f64() / (reps * z.len()) as f64;
-    let t = Instant::now();
-    for _ in 0..reps {
-        repro_stages::nn::powf::powf_slice(&mut a, std::hint::black_box(&z), 1.2, 0.6);
-    }
-    let ours = t.elapsed().as_secs_f64() / (reps * z.len()) as f64;
-    println!(
-        "  A-ReLU 0.6·x^1.2, 200 × {H} values, 1 thread: C library {:.2} ns/value, powf_slice {:.2} ns/value ({:.1}×)",
-        libm * 1e9,
-        ours * 1e9,
-        libm / ours
-    );
+    let o = per_value(t);
+    println!("  {what}, 200 × {H} values, 1 thread: C library {c:.2} ns/value, ours {o:.2} ns/value ({:.1}×)", c / o);
 }
 
 fn main() {
@@ -177,11 +146,16 @@ fn main() {
         return;
     }
     if filter.as_deref() == Some("tanh") {
-        tanh_bench();
+        // `nn::tanh::tanh_slice`: the same bits as `tanhf`, vectorized.
+        activation_bench("tanh", -3.0, 6.0, f32::tanh, repro_stages::nn::tanh::tanh_slice);
         return;
     }
     if filter.as_deref() == Some("powf") {
-        powf_bench();
+        // The A-ReLU 0.6·x^1.2 (D-GEX(L)'s) with `nn::powf::powf_slice`: `powf`'s bits.
+        let arelu = |z: f32| if z > 0.0 { 0.6 * z.powf(1.2) } else { 0.0 };
+        activation_bench("A-ReLU 0.6·x^1.2", -1.2, 4.0, arelu, |a: &mut [f32], z: &[f32]| {
+            repro_stages::nn::powf::powf_slice(a, z, 1.2, 0.6)
+        });
         return;
     }
     let (x, y) = data();
