@@ -296,8 +296,8 @@ pub fn publish(
 
 /// What the run record's environment says about scheduling rather than the machine, left out
 /// of the sidecar: the threads an instance got depend on `--jobs` and, by default, on what else
-/// was waiting when it started, and change no result (`tests/engine.rs` pins every
-/// multi-threaded kind). `repro explain` shows them from the run record.
+/// was waiting when it started, and change no result (`tests/dgex.rs` and `tests/rbm.rs` pin
+/// every multi-threaded kind). `repro explain` shows them from the run record.
 const SCHEDULING: &[&str] = &["threads"];
 
 /// The upstream chain of instance `i` with what produced each (no wall times: see the module).

@@ -15,7 +15,8 @@ pub struct LocalExecutor {
     /// The threads of an instance whose kind can use several and that has no
     /// `resources.cpus` (`[local] cpus` in repro.toml); unset, it gets its share of the free
     /// threads ([`super::local_threads`]). The stages' results do not depend on the thread
-    /// count (`tests/engine.rs` pins every multi-threaded kind), so neither setting changes one.
+    /// count (`tests/dgex.rs` and `tests/rbm.rs` pin every multi-threaded kind), so neither
+    /// setting changes one.
     pub stage_cpus: Option<usize>,
 }
 

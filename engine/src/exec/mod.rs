@@ -305,7 +305,8 @@ pub struct Budget {
 /// set and otherwise by its share of the free threads among the multi-threaded instances
 /// waiting (at least one). So eight trainings ready at once on 2 cores run two at a time on
 /// one thread each, and a training alone gets both. Always within the budget. The stages'
-/// results do not depend on it (`tests/engine.rs` pins every multi-threaded kind).
+/// results do not depend on it (`tests/dgex.rs` and `tests/rbm.rs` pin every multi-threaded
+/// kind).
 pub fn local_threads(inst: &Instance, budget: &Budget, cap: Option<usize>) -> usize {
     let threads = match inst.resources.cpus {
         Some(cpus) => cpus,
