@@ -6,7 +6,7 @@
 //! executor = "local"            # or "slurm"
 //! [local]
 //! cpus = 1                      # threads of a multi-threaded stage without resources.cpus
-//!                               # (default: all of --jobs); 1 runs trainings side by side
+//!                               # (default: its share of the free threads)
 //! [slurm]
 //! partition = "debug"           # default partition (a stage's resources.partition wins)
 //! cpus = 2                      # CPUs of a multi-threaded stage without resources.cpus

@@ -439,10 +439,7 @@ fn resources_cpus_is_the_local_thread_budget_and_not_part_of_the_key() {
         "[pipeline]\nname = \"r\"\n[vars]\ncpus = 3\n[stage.a]\nkind = \"command\"\nresources = { cpus = \"${cpus}\", mem = \"1G\", time = \"2h\" }\nrun = [\"sh\", \"-c\", \"echo 1 > {out:out}\"]\n",
     );
     assert_eq!(p.run_json(&["pipelines/r.toml", "--jobs", "4"])["ran"], 1);
-    let shard = std::fs::read_dir(p.path("cache/runs")).unwrap().next().unwrap().unwrap().path();
-    let rec = std::fs::read_dir(shard).unwrap().next().unwrap().unwrap().path();
-    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(rec).unwrap()).unwrap();
-    assert_eq!(rec["environment"]["threads"], "3");
+    assert_eq!(common::recorded(&p)["a"].0, "3");
     let doc = p.run_json(&["pipelines/r.toml", "--set", "cpus=1"]);
     assert_eq!((doc["ran"].as_u64(), doc["cached"].as_u64()), (Some(0), Some(1)));
 }

@@ -63,10 +63,10 @@ struct Header {
     info: serde_json::Value,
 }
 
-/// An A-ReLU's k and n, when its exponents are finite (the vectorized power's domain).
+/// An A-ReLU's k and n, when n is finite (the vectorized power's domain; n − 1 then is too).
 fn arelu(act: Activation) -> Option<(f32, f32)> {
     match act {
-        Activation::Arelu { k, n } if n.is_finite() && (n - 1.0).is_finite() => Some((k, n)),
+        Activation::Arelu { k, n } if n.is_finite() => Some((k, n)),
         _ => None,
     }
 }

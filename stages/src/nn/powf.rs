@@ -167,12 +167,7 @@ pub fn powf_slice(a: &mut [f32], z: &[f32], y: f32, scale: f32) {
     assert_eq!(a.len(), z.len());
     assert!(y.is_finite(), "powf_slice: exponent {y} is not finite");
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("fma")
-    {
+    if super::avx512() {
         // SAFETY: the features the function is compiled for are present.
         return unsafe { powf_avx512(a, z, y, scale) };
     }

@@ -131,11 +131,7 @@ fn tanh_avx512(a: &mut [f32], z: &[f32]) {
 pub fn tanh_slice(a: &mut [f32], z: &[f32]) {
     assert_eq!(a.len(), z.len());
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-    {
+    if super::avx512() {
         // SAFETY: the features the function is compiled for are present.
         return unsafe { tanh_avx512(a, z) };
     }
