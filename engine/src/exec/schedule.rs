@@ -105,7 +105,12 @@ struct Scheduler<'a> {
     /// Failed or skipped.
     broken: Vec<bool>,
     ready: VecDeque<usize>,
-    to_run: VecDeque<(usize, KeyInput, String)>,
+    /// Keyed instances waiting for the budget, in plan order: (position, instance) → key input
+    /// and key.
+    to_run: BTreeMap<(usize, usize), (KeyInput, String)>,
+    /// How many of `to_run` share the free threads (see [`Self::shares`]), kept on insert and
+    /// remove so that a dispatch costs O(started · log n), not a pass over the queue.
+    sharing: usize,
     /// Each keyed instance's key input and key (for the indexes).
     key_inputs: Vec<Option<KeyInput>>,
     keys: Vec<Option<String>>,
@@ -172,7 +177,8 @@ impl<'a> Scheduler<'a> {
             outcomes: vec![None; n],
             broken: vec![false; n],
             ready,
-            to_run: VecDeque::new(),
+            to_run: BTreeMap::new(),
+            sharing: 0,
             key_inputs: vec![None; n],
             keys: vec![None; n],
             lookup: store.read_lookup(&plan.spec.path),
@@ -290,7 +296,8 @@ impl<'a> Scheduler<'a> {
                     continue;
                 }
                 self.expect(i);
-                self.to_run.push_back((i, ki, key));
+                self.sharing += usize::from(self.shares(i));
+                self.to_run.insert((self.position[i], i), (ki, key));
             }
         }
     }
@@ -325,29 +332,26 @@ impl<'a> Scheduler<'a> {
             .set_message(format!("~{t} of recorded work left ({} of {left} instances known)", self.expected.len()));
     }
 
+    /// Whether instance `i` takes a share of the free threads: multi-threaded, without a
+    /// `resources.cpus` of its own (see [`super::local_threads`]).
+    fn shares(&self, i: usize) -> bool {
+        let inst = &self.plan.instances[i];
+        inst.resources.cpus.is_none() && inst.stage.threads(&inst.params) > 1
+    }
+
     /// Hands queued instances to `spawn` while the budget allows (one job always may run), in
     /// plan order. The budget is threads for the local executor, jobs in flight for a cluster.
     fn dispatch(&mut self, mut spawn: impl FnMut(usize, Job<'a>, usize)) {
-        let position = &self.position;
-        self.to_run.make_contiguous().sort_by_key(|(i, _, _)| position[*i]);
-        let plan = self.plan;
-        let shares = |i: usize| {
-            let inst = &plan.instances[i];
-            inst.resources.cpus.is_none() && inst.stage.threads(&inst.params) > 1
-        };
-        let mut sharing = self.to_run.iter().filter(|(i, _, _)| shares(*i)).count();
-        while let Some((i, _, _)) = self.to_run.front() {
-            let inst = &self.plan.instances[*i];
-            let budget = Budget { jobs: self.jobs, free: self.free, sharing };
+        while let Some(&(_, i)) = self.to_run.keys().next() {
+            let inst = &self.plan.instances[i];
+            let budget = Budget { jobs: self.jobs, free: self.free, sharing: self.sharing };
             let threads = self.executor.threads(inst, &budget);
             let want = self.executor.slots(threads).clamp(1, self.jobs);
             if self.stop || CANCEL.load(Ordering::Relaxed) || (want > self.free && self.running > 0) {
                 break;
             }
-            let (i, key_input, key) = self.to_run.pop_front().unwrap();
-            if shares(i) {
-                sharing -= 1;
-            }
+            let (key_input, key) = self.to_run.pop_first().unwrap().1;
+            self.sharing -= usize::from(self.shares(i));
             let granted = want.min(self.free.max(1));
             self.free = self.free.saturating_sub(granted);
             self.running += 1;
