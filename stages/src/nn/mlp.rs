@@ -72,7 +72,9 @@ fn arelu(act: Activation) -> Option<(f32, f32)> {
 }
 
 fn map_act(act: Activation, z: &[f32], a: &mut [f32]) {
-    if act == Activation::Tanh {
+    if act == Activation::Identity {
+        a.copy_from_slice(z);
+    } else if act == Activation::Tanh {
         // Vectorized, the same bits as `act.f` (see `nn::tanh`).
         a.par_chunks_mut(PAR).zip(z.par_chunks(PAR)).for_each(|(a, z)| super::tanh::tanh_slice(a, z));
     } else if let Some((k, n)) = arelu(act) {
@@ -124,6 +126,18 @@ impl Mlp {
             ws.gw.push(vec![0.0; l.fan_in * l.fan_out]);
             ws.gb.push(vec![0.0; l.fan_out]);
             ws.ga.push(0.0);
+        }
+        ws
+    }
+
+    /// Buffers for forward passes in evaluation mode only (`predict`): no gradients, no
+    /// dropout masks, so nothing the size of the weights is allocated per call.
+    pub fn inference_workspace(&self, rows: usize) -> Workspace {
+        let mut ws = Workspace { rows, ..Default::default() };
+        for l in &self.layers {
+            ws.inp.push(vec![0.0; rows * l.fan_in]);
+            ws.z.push(vec![0.0; rows * l.fan_out]);
+            ws.out.push(vec![0.0; rows * l.fan_out]);
         }
         ws
     }
@@ -250,7 +264,7 @@ impl Mlp {
         let p = self.inputs();
         let rows = x.len() / p;
         let chunk = 1024.min(rows.max(1));
-        let mut ws = self.workspace(chunk);
+        let mut ws = self.inference_workspace(chunk);
         let mut out = Vec::with_capacity(rows * self.outputs());
         for start in (0..rows).step_by(chunk) {
             let n = chunk.min(rows - start);
@@ -357,6 +371,38 @@ mod tests {
         Loss::Mse.eval(&out, y, 2, 2, &mut ws.dz[last]);
         m.backward(&mut ws, 2, 1);
         ws
+    }
+
+    /// `predict` (an inference workspace: no gradient buffers) gives the bits of a forward pass
+    /// in a training workspace, and an identity output layer is z itself: checked against the
+    /// layers written out by hand, b₂ + tanh(b₁ + x·W₁)·W₂.
+    #[test]
+    fn predict_is_the_forward_pass_written_out() {
+        let mut m = net();
+        m.layers[1].act = Activation::Identity;
+        let x = [0.5f32, -1.0, 2.0, 0.1, 0.3, -0.7, 1.5, 0.0, -2.0];
+        let pred = m.predict(&x, 1);
+        let mut ws = m.workspace(3);
+        ws.inp[0].copy_from_slice(&x);
+        m.forward(&mut ws, 3, None, 1);
+        assert_eq!(pred, m.output(&ws, 3));
+        let (l1, l2) = (&m.layers[0], &m.layers[1]);
+        for r in 0..3 {
+            let h: Vec<f64> = (0..4)
+                .map(|j| {
+                    let z = f64::from(l1.b[j]) + (0..3).map(|i| f64::from(x[r * 3 + i] * l1.w[i * 4 + j])).sum::<f64>();
+                    z.tanh()
+                })
+                .collect();
+            for k in 0..2 {
+                let want = f64::from(l2.b[k]) + (0..4).map(|j| h[j] * f64::from(l2.w[j * 2 + k])).sum::<f64>();
+                assert!(
+                    (f64::from(pred[r * 2 + k]) - want).abs() < 1e-5,
+                    "row {r} output {k}: {} vs {want}",
+                    pred[r * 2 + k]
+                );
+            }
+        }
     }
 
     #[test]
