@@ -53,6 +53,10 @@ pub struct Workspace {
     pub ga: Vec<f32>,
 }
 
+/// The buffers [`Mlp::predict_into`] keeps between calls (empty until the first).
+#[derive(Debug, Default)]
+pub struct Predictions(Option<Workspace>);
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Header {
     format: String,
@@ -261,18 +265,29 @@ impl Mlp {
 
     /// Predictions for every row of `x` (rows × inputs), in evaluation mode.
     pub fn predict(&self, x: &[f32], threads: usize) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.predict_into(x, &mut Predictions::default(), &mut out, threads);
+        out
+    }
+
+    /// [`Self::predict`] into `out`, with buffers kept in `keep` from one call to the next (a
+    /// policy predicting every epoch allocates and zeroes nothing after the first).
+    pub fn predict_into(&self, x: &[f32], keep: &mut Predictions, out: &mut Vec<f32>, threads: usize) {
         let p = self.inputs();
         let rows = x.len() / p;
         let chunk = 1024.min(rows.max(1));
-        let mut ws = self.inference_workspace(chunk);
-        let mut out = Vec::with_capacity(rows * self.outputs());
+        if keep.0.as_ref().is_none_or(|ws| ws.rows != chunk || ws.inp.len() != self.layers.len()) {
+            keep.0 = Some(self.inference_workspace(chunk));
+        }
+        let ws = keep.0.as_mut().expect("set above");
+        out.clear();
+        out.reserve(rows * self.outputs());
         for start in (0..rows).step_by(chunk) {
             let n = chunk.min(rows - start);
             ws.inp[0][..n * p].copy_from_slice(&x[start * p..(start + n) * p]);
-            self.forward(&mut ws, n, None, threads);
-            out.extend_from_slice(self.output(&ws, n));
+            self.forward(ws, n, None, threads);
+            out.extend_from_slice(self.output(ws, n));
         }
-        out
     }
 
     pub fn save(&self, path: &Path, info: serde_json::Value) -> StageResult<()> {

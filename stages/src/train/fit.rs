@@ -7,7 +7,7 @@ use super::schedule::{self, EpochView, LrSchedule};
 use super::stepper;
 use crate::metrics::quick_metrics;
 use crate::nn::act::Activation;
-use crate::nn::mlp::Mlp;
+use crate::nn::mlp::{Mlp, Predictions};
 use crate::rng::{permutation, rng, Rng, StageRng};
 use repro_core::{Ctx, StageError, StageResult};
 use serde_json::Value;
@@ -73,6 +73,7 @@ pub fn fit(p: &TrainParams, data: &FitData, seed: u64, threads: usize, ctx: Opti
     let dropout_on = p.dropout.iter().any(|d| *d > 0.0);
     let (mut lr, mut history, mut saved) = (p.lr, Vec::new(), Vec::new());
     let mut yb = vec![0f32; batch * q];
+    let (mut eval_keep, mut eval_pred) = (Predictions::default(), Vec::new());
     for epoch in 1..=p.epochs {
         if let Some(c) = ctx {
             c.check_cancel()?;
@@ -100,8 +101,8 @@ pub fn fit(p: &TrainParams, data: &FitData, seed: u64, threads: usize, ctx: Opti
         stepper.end_epoch(&mut model);
         let mut h = epoch_record(epoch, lr, loss_sum / steps as f64, schedule.as_ref(), info);
         if let Some((ex, ey)) = data.eval {
-            let pred = model.predict(ex, threads);
-            for (k, v) in quick_metrics(&pred, ey, q, &p.loss) {
+            model.predict_into(ex, &mut eval_keep, &mut eval_pred, threads);
+            for (k, v) in quick_metrics(&eval_pred, ey, q, &p.loss) {
                 h.insert(format!("eval_{k}"), v);
             }
         }

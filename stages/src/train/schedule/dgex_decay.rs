@@ -4,6 +4,7 @@
 use super::{EpochView, LrSchedule};
 use crate::metrics::quick_metrics;
 use crate::nn::loss::Loss;
+use crate::nn::mlp::Predictions;
 use crate::rng::{permutation, rng};
 use serde_json::Value;
 
@@ -13,6 +14,11 @@ pub(super) struct DgexDecay {
     /// The monitor rows, ascending.
     monitor: Vec<usize>,
     last: f64,
+    /// Buffers reused every epoch: the forward pass's, the predictions, the gathered rows.
+    keep: Predictions,
+    pred: Vec<f32>,
+    mx: Vec<f32>,
+    my: Vec<f32>,
 }
 
 impl DgexDecay {
@@ -20,7 +26,16 @@ impl DgexDecay {
         let mut monitor = permutation(&mut rng(seed, "monitor"), rows);
         monitor.truncate(monitor_rows.min(rows));
         monitor.sort_unstable();
-        DgexDecay { factor, floor, monitor, last: f64::INFINITY }
+        DgexDecay {
+            factor,
+            floor,
+            monitor,
+            last: f64::INFINITY,
+            keep: Predictions::default(),
+            pred: Vec::new(),
+            mx: Vec::new(),
+            my: Vec::new(),
+        }
     }
 }
 
@@ -33,18 +48,17 @@ impl LrSchedule for DgexDecay {
         let (pin, q) = (v.model.inputs(), v.model.outputs());
         // Every row, ascending (monitor_rows ≥ rows, as in the fast profiles): the data as it is.
         let all = self.monitor.len() * q == v.y.len();
-        let (mut mx, mut my) = (Vec::new(), Vec::new());
         if !all {
-            mx.reserve(self.monitor.len() * pin);
-            my.reserve(self.monitor.len() * q);
+            self.mx.clear();
+            self.my.clear();
             for &i in &self.monitor {
-                mx.extend_from_slice(&v.x[i * pin..(i + 1) * pin]);
-                my.extend_from_slice(&v.y[i * q..(i + 1) * q]);
+                self.mx.extend_from_slice(&v.x[i * pin..(i + 1) * pin]);
+                self.my.extend_from_slice(&v.y[i * q..(i + 1) * q]);
             }
         }
-        let (mx, my) = if all { (v.x, v.y) } else { (&mx[..], &my[..]) };
-        let pred = v.model.predict(mx, v.threads);
-        let mae = quick_metrics(&pred, my, q, &Loss::Mae)["mae"].as_f64().unwrap_or(0.0);
+        let (mx, my) = if all { (v.x, v.y) } else { (&self.mx[..], &self.my[..]) };
+        v.model.predict_into(mx, &mut self.keep, &mut self.pred, v.threads);
+        let mae = quick_metrics(&self.pred, my, q, &Loss::Mae)["mae"].as_f64().unwrap_or(0.0);
         history.insert("monitor_mae".into(), mae.into());
         let mut lr = lr;
         if mae > self.last {
