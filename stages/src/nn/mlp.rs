@@ -276,7 +276,13 @@ impl Mlp {
         let p = self.inputs();
         let rows = x.len() / p;
         let chunk = 1024.min(rows.max(1));
-        if keep.0.as_ref().is_none_or(|ws| ws.rows != chunk || ws.inp.len() != self.layers.len()) {
+        let fits = |ws: &Workspace| {
+            ws.rows == chunk
+                && ws.inp.len() == self.layers.len()
+                && self.layers.iter().zip(&ws.z).all(|(l, z)| z.len() == chunk * l.fan_out)
+                && self.layers.iter().zip(&ws.inp).all(|(l, x)| x.len() == chunk * l.fan_in)
+        };
+        if !keep.0.as_ref().is_some_and(fits) {
             keep.0 = Some(self.inference_workspace(chunk));
         }
         let ws = keep.0.as_mut().expect("set above");
