@@ -310,16 +310,18 @@ pub struct Budget {
 pub fn local_threads(inst: &Instance, budget: &Budget, cap: Option<usize>) -> usize {
     let threads = match inst.resources.cpus {
         Some(cpus) => cpus,
-        None => {
-            let want = inst.stage.threads(&inst.params);
-            if want <= 1 {
-                1
-            } else {
-                want.min(cap.unwrap_or(budget.free / budget.sharing.max(1)))
-            }
+        None if shares_threads(inst) => {
+            inst.stage.threads(&inst.params).min(cap.unwrap_or(budget.free / budget.sharing.max(1)))
         }
+        None => 1,
     };
     threads.clamp(1, budget.jobs)
+}
+
+/// Whether an instance takes a share of the free threads ([`local_threads`]) and so counts in
+/// [`Budget::sharing`]: its kind can use several threads and no `resources.cpus` fixes them.
+pub(crate) fn shares_threads(inst: &Instance) -> bool {
+    inst.resources.cpus.is_none() && inst.stage.threads(&inst.params) > 1
 }
 
 /// The input artifact a binding reads: the stored object of an upstream output.

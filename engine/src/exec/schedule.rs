@@ -108,8 +108,8 @@ struct Scheduler<'a> {
     /// Keyed instances waiting for the budget, in plan order: (position, instance) → key input
     /// and key.
     to_run: BTreeMap<(usize, usize), (KeyInput, String)>,
-    /// How many of `to_run` share the free threads (see [`Self::shares`]), kept on insert and
-    /// remove so that a dispatch costs O(started · log n), not a pass over the queue.
+    /// How many of `to_run` share the free threads (see [`super::shares_threads`]), kept on
+    /// insert and remove so that a dispatch costs O(started · log n), not a pass over the queue.
     sharing: usize,
     /// Each keyed instance's key input and key (for the indexes).
     key_inputs: Vec<Option<KeyInput>>,
@@ -296,7 +296,7 @@ impl<'a> Scheduler<'a> {
                     continue;
                 }
                 self.expect(i);
-                self.sharing += usize::from(self.shares(i));
+                self.sharing += usize::from(super::shares_threads(&self.plan.instances[i]));
                 self.to_run.insert((self.position[i], i), (ki, key));
             }
         }
@@ -332,13 +332,6 @@ impl<'a> Scheduler<'a> {
             .set_message(format!("~{t} of recorded work left ({} of {left} instances known)", self.expected.len()));
     }
 
-    /// Whether instance `i` takes a share of the free threads: multi-threaded, without a
-    /// `resources.cpus` of its own (see [`super::local_threads`]).
-    fn shares(&self, i: usize) -> bool {
-        let inst = &self.plan.instances[i];
-        inst.resources.cpus.is_none() && inst.stage.threads(&inst.params) > 1
-    }
-
     /// Hands queued instances to `spawn` while the budget allows (one job always may run), in
     /// plan order. The budget is threads for the local executor, jobs in flight for a cluster.
     fn dispatch(&mut self, mut spawn: impl FnMut(usize, Job<'a>, usize)) {
@@ -351,7 +344,7 @@ impl<'a> Scheduler<'a> {
                 break;
             }
             let (key_input, key) = self.to_run.pop_first().unwrap().1;
-            self.sharing -= usize::from(self.shares(i));
+            self.sharing -= usize::from(super::shares_threads(inst));
             let granted = want.min(self.free.max(1));
             self.free = self.free.saturating_sub(granted);
             self.running += 1;

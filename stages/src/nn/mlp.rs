@@ -119,13 +119,12 @@ impl Mlp {
         self.layers.last().unwrap().fan_out
     }
 
+    /// Buffers for training steps: an [`Self::inference_workspace`] plus dropout masks,
+    /// gradients and the PReLU slopes' gradients.
     pub fn workspace(&self, rows: usize) -> Workspace {
-        let mut ws = Workspace { rows, ..Default::default() };
+        let mut ws = self.inference_workspace(rows);
         for l in &self.layers {
-            ws.inp.push(vec![0.0; rows * l.fan_in]);
             ws.mask.push(if l.dropout > 0.0 { vec![0.0; rows * l.fan_in] } else { vec![] });
-            ws.z.push(vec![0.0; rows * l.fan_out]);
-            ws.out.push(vec![0.0; rows * l.fan_out]);
             ws.dz.push(vec![0.0; rows * l.fan_out]);
             ws.gw.push(vec![0.0; l.fan_in * l.fan_out]);
             ws.gb.push(vec![0.0; l.fan_out]);
