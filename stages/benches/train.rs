@@ -84,7 +84,10 @@ fn candle_plain(x: &[f32], y: &[f32]) -> candle_core::Result<f64> {
     Ok(t.elapsed().as_secs_f64())
 }
 
-/// Time of each matmul of one training step, to see where an epoch goes.
+/// Time of each matmul of one training step, to see where an epoch goes: on 1 thread, on 2 as
+/// `nn::linalg::gemm` runs them (one single-threaded product per block of C's columns) and on 2
+/// with gemm's own threading. The three are timed call by call in turn, 40 times each, and the
+/// medians printed, so that the host's steal time falls on all three alike.
 fn shapes() {
     use repro_stages::nn::linalg::{gemm, Op};
     let cases: [(&str, usize, usize, usize, Op, Op); 6] = [
@@ -95,29 +98,75 @@ fn shapes() {
         ("backward dz·W2ᵀ    ", 200, H, Q, Op::N, Op::T),
         ("backward xᵀ·dh (W1)", P, H, 200, Op::T, Op::N),
     ];
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let (mut sum_split, mut sum_own) = (0.0, 0.0);
     for (name, m, n, k, ta, tb) in cases {
         let a = vec![0.5f32; m * k];
         let b = vec![0.25f32; k * n];
         let mut c = vec![0f32; m * n];
         let flop = 2.0 * (m * n * k) as f64;
-        let ms = |threads: usize, c: &mut [f32]| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| {
-                gemm(c, &a, ta, &b, tb, m, n, k, false, threads);
-                let t = Instant::now();
-                for _ in 0..20 {
-                    gemm(c, &a, ta, &b, tb, m, n, k, false, threads);
+        // Row-major C, A and B as gemm's strides, for its own threading.
+        let (a_rs, a_cs) = if ta == Op::N { (k as isize, 1) } else { (1, m as isize) };
+        let (b_rs, b_cs) = if tb == Op::N { (n as isize, 1) } else { (1, k as isize) };
+        let mut times = [vec![], vec![], vec![]];
+        for rep in 0..41 {
+            let t = Instant::now();
+            one.install(|| gemm(&mut c, &a, ta, &b, tb, m, n, k, false, 1));
+            let t1 = t.elapsed();
+            let t = Instant::now();
+            two.install(|| gemm(&mut c, &a, ta, &b, tb, m, n, k, false, 2));
+            let t2 = t.elapsed();
+            let t = Instant::now();
+            // SAFETY: c, a and b hold exactly m×n, m×k and k×n values in these layouts.
+            two.install(|| unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    a_cs,
+                    a_rs,
+                    b.as_ptr(),
+                    b_cs,
+                    b_rs,
+                    1.0f32,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(2),
+                )
+            });
+            let t3 = t.elapsed();
+            if rep > 0 {
+                for (v, t) in times.iter_mut().zip([t1, t2, t3]) {
+                    v.push(t.as_secs_f64() * 1e3);
                 }
-                t.elapsed().as_secs_f64() / 20.0 * 1e3
-            })
-        };
-        let (one, two) = (ms(1, &mut c), ms(2, &mut c));
+            }
+        }
+        let [t1, t2, t3] = times.map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            (v[19] + v[20]) / 2.0
+        });
+        if m != 2048 {
+            sum_split += t2;
+            sum_own += t3;
+        }
+        let gf = |ms: f64| flop / ms / 1e6;
         println!(
-            "  {name} {m:>5}×{n:<5} k={k:<5} 1 thread {one:6.2} ms {:4.0} GFLOP/s, 2 threads {two:6.2} ms {:4.0} GFLOP/s",
-            flop / one / 1e6,
-            flop / two / 1e6
+            "  {name} {m:>5}×{n:<5} k={k:<5} 1 thread {t1:6.2} ms {:4.0} GFLOP/s | 2 threads {t2:6.2} ms {:4.0} GFLOP/s \
+             | gemm's own threading on 2 {t3:6.2} ms {:4.0} GFLOP/s",
+            gf(t1),
+            gf(t2),
+            gf(t3)
         );
     }
+    println!("  a step's five products on 2 threads: {sum_split:.2} ms (gemm's own threading {sum_own:.2} ms)");
 }
 
 /// An activation over one step's hidden layer (200 × 1500 values drawn from `lo + span·U(0,1)`,
