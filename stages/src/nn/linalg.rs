@@ -56,68 +56,49 @@ pub fn gemm(
         Op::N => (n as isize, 1),
         Op::T => (1, k as isize),
     };
-    if let Some(width) = column_split(m, n, k, threads) {
+    // C's columns [j0, j0 + cols) from the same columns of op(B), by one gemm call.
+    let c_at = c.as_mut_ptr() as usize;
+    let columns = |j0: usize, cols: usize, parallelism: Parallelism| {
+        // SAFETY: the asserts above bound every index the strides reach, for any block of
+        // columns within [0, n); callers give each thread disjoint blocks, so no element of C
+        // is written by two threads.
+        unsafe {
+            gemm::gemm(
+                m,
+                cols,
+                k,
+                (c_at as *mut f32).add(j0),
+                1,
+                n as isize,
+                accumulate,
+                a.as_ptr(),
+                a_cs,
+                a_rs,
+                b.as_ptr().offset(j0 as isize * b_cs),
+                b_cs,
+                b_rs,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    };
+    match column_split(m, n, k, threads) {
         // One single-threaded product per block of C's columns, side by side. Each block packs
         // only its own part of B and the threads meet once, where gemm's own threading meets
         // twice per depth block and packs op(B)ᵀ on every thread when op(B) is transposed
-        // (dz·Wᵀ: 2.3 ms of 20 a step saved, `cargo bench -p repro-stages --bench train`).
-        // The bits are the same: gemm sums each element over the same depth blocks (their size
-        // depends on k alone) in the same order, whatever the split.
-        let c_at = c.as_mut_ptr() as usize;
-        (0..n.div_ceil(width)).into_par_iter().for_each(|part| {
+        // (dz·W2ᵀ of the D-GEX step: 16.5 against 18.0 ms, `cargo bench -p repro-stages
+        // --bench train -- shapes`). The bits are the same: gemm sums each element over the
+        // same depth blocks (their size depends on k alone) in the same order, whatever the
+        // split.
+        Some(width) => (0..n.div_ceil(width)).into_par_iter().for_each(|part| {
             let j0 = part * width;
-            let cols = width.min(n - j0);
-            // SAFETY: the asserts above bound every index the strides reach; the blocks
-            // [j0, j0 + cols) of C's columns are disjoint, so no two parts write one element.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    cols,
-                    k,
-                    (c_at as *mut f32).add(j0),
-                    1,
-                    n as isize,
-                    accumulate,
-                    a.as_ptr(),
-                    a_cs,
-                    a_rs,
-                    b.as_ptr().offset(j0 as isize * b_cs),
-                    b_cs,
-                    b_rs,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
-                );
-            }
-        });
-        return;
-    }
-    // SAFETY: the asserts above bound every index the strides reach.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par(threads),
-        );
+            columns(j0, width.min(n - j0), Parallelism::None);
+        }),
+        None => columns(0, n, par(threads)),
     }
 }
 
