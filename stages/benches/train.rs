@@ -89,7 +89,7 @@ fn candle_plain(x: &[f32], y: &[f32]) -> candle_core::Result<f64> {
 /// with gemm's own threading. The three are timed call by call in turn, 40 times each, and the
 /// medians printed, so that the host's steal time falls on all three alike.
 fn shapes() {
-    use repro_stages::nn::linalg::{gemm, Op};
+    use repro_stages::nn::linalg::{gemm, gemm_own_threading, Op};
     let cases: [(&str, usize, usize, usize, Op, Op); 6] = [
         ("square (reference) ", 2048, 2048, 2048, Op::N, Op::N),
         ("forward  x·W1      ", 200, H, P, Op::N, Op::N),
@@ -106,9 +106,6 @@ fn shapes() {
         let b = vec![0.25f32; k * n];
         let mut c = vec![0f32; m * n];
         let flop = 2.0 * (m * n * k) as f64;
-        // Row-major C, A and B as gemm's strides, for its own threading.
-        let (a_rs, a_cs) = if ta == Op::N { (k as isize, 1) } else { (1, m as isize) };
-        let (b_rs, b_cs) = if tb == Op::N { (n as isize, 1) } else { (1, k as isize) };
         let mut times = [vec![], vec![], vec![]];
         for rep in 0..41 {
             let t = Instant::now();
@@ -118,30 +115,7 @@ fn shapes() {
             two.install(|| gemm(&mut c, &a, ta, &b, tb, m, n, k, false, 2));
             let t2 = t.elapsed();
             let t = Instant::now();
-            // SAFETY: c, a and b hold exactly m×n, m×k and k×n values in these layouts.
-            two.install(|| unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    c.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    a.as_ptr(),
-                    a_cs,
-                    a_rs,
-                    b.as_ptr(),
-                    b_cs,
-                    b_rs,
-                    1.0f32,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(2),
-                )
-            });
+            two.install(|| gemm_own_threading(&mut c, &a, ta, &b, tb, m, n, k, false, 2));
             let t3 = t.elapsed();
             if rep > 0 {
                 for (v, t) in times.iter_mut().zip([t1, t2, t3]) {

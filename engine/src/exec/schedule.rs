@@ -105,11 +105,12 @@ struct Scheduler<'a> {
     /// Failed or skipped.
     broken: Vec<bool>,
     ready: VecDeque<usize>,
-    /// Keyed instances waiting for the budget, in plan order: (position, instance) → key input
-    /// and key.
-    to_run: BTreeMap<(usize, usize), (KeyInput, String)>,
-    /// How many of `to_run` share the free threads (see [`super::shares_threads`]), kept on
-    /// insert and remove so that a dispatch costs O(started · log n), not a pass over the queue.
+    /// Keyed instances waiting for the budget, in plan order: (position, instance) → key
+    /// input, key, and whether it shares the free threads ([`super::shares_threads`], asked
+    /// once on insert so that the remove takes back exactly what the insert counted).
+    to_run: BTreeMap<(usize, usize), (KeyInput, String, bool)>,
+    /// How many of `to_run` share the free threads, kept on insert and remove so that a
+    /// dispatch costs O(started · log n), not a pass over the queue.
     sharing: usize,
     /// Each keyed instance's key input and key (for the indexes).
     key_inputs: Vec<Option<KeyInput>>,
@@ -296,8 +297,9 @@ impl<'a> Scheduler<'a> {
                     continue;
                 }
                 self.expect(i);
-                self.sharing += usize::from(super::shares_threads(&self.plan.instances[i]));
-                self.to_run.insert((self.position[i], i), (ki, key));
+                let shares = super::shares_threads(&self.plan.instances[i]);
+                self.sharing += usize::from(shares);
+                self.to_run.insert((self.position[i], i), (ki, key, shares));
             }
         }
     }
@@ -343,8 +345,8 @@ impl<'a> Scheduler<'a> {
             if self.stop || CANCEL.load(Ordering::Relaxed) || (want > self.free && self.running > 0) {
                 break;
             }
-            let (key_input, key) = self.to_run.pop_first().unwrap().1;
-            self.sharing -= usize::from(super::shares_threads(inst));
+            let (key_input, key, shares) = self.to_run.pop_first().unwrap().1;
+            self.sharing -= usize::from(shares);
             let granted = want.min(self.free.max(1));
             self.free = self.free.saturating_sub(granted);
             self.running += 1;

@@ -35,6 +35,44 @@ pub fn gemm(
     accumulate: bool,
     threads: usize,
 ) {
+    product(c, a, ta, b, tb, m, n, k, accumulate, threads, column_split(m, n, k, threads));
+}
+
+/// [`gemm`] with the `gemm` crate's own threading instead of the column split: for the
+/// `shapes` bench, which times the two side by side.
+#[doc(hidden)]
+#[expect(clippy::too_many_arguments, reason = "gemm's signature")]
+pub fn gemm_own_threading(
+    c: &mut [f32],
+    a: &[f32],
+    ta: Op,
+    b: &[f32],
+    tb: Op,
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+    threads: usize,
+) {
+    product(c, a, ta, b, tb, m, n, k, accumulate, threads, None);
+}
+
+/// `gemm`'s body: with `split = Some(width)`, one single-threaded product per block of that
+/// many columns of C; without, one call on `threads` threads of gemm's own.
+#[expect(clippy::too_many_arguments, reason = "gemm's signature and the split")]
+fn product(
+    c: &mut [f32],
+    a: &[f32],
+    ta: Op,
+    b: &[f32],
+    tb: Op,
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+    threads: usize,
+    split: Option<usize>,
+) {
     assert_eq!(c.len(), m * n, "gemm: C is {} values, expected {m}×{n}", c.len());
     assert_eq!(a.len(), m * k, "gemm: A is {} values, expected {m}×{k}", a.len());
     assert_eq!(b.len(), k * n, "gemm: B is {} values, expected {k}×{n}", b.len());
@@ -86,7 +124,7 @@ pub fn gemm(
             );
         }
     };
-    match column_split(m, n, k, threads) {
+    match split {
         // One single-threaded product per block of C's columns, side by side. Each block packs
         // only its own part of B and the threads meet once, where gemm's own threading meets
         // twice per depth block and packs op(B)ᵀ on every thread when op(B) is transposed
