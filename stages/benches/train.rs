@@ -2,11 +2,14 @@
 //! MSE, SGD, batch 200, 100 random batches from 20,000 rows, f32, 2 threads — the setting the
 //! first training issue measured in other frameworks on its machine (plain candle loop ≈ 16 s,
 //! PyTorch CPU 5.8 s, JAX 3.45 s, Keras+XLA 3.1 s, numpy+OpenBLAS by hand 3.1 s). #19's goal on
-//! this project's 2-core machine: 80 % of the f32 peak, ≤ 5.4 s (1.03 TFLOP at 192 GFLOP/s).
+//! this project's 2-core machine: 80 % of the f32 peak, ≤ 5.4 s. The epoch's five products (the
+//! forward pass, two weight gradients and the hidden gradient; none for the input) are 0.97 TFLOP.
 //! The `candle` filter adds train's candle backend on the CPU (`backend = "candle"`) and the
 //! plain candle loop as the baseline (both slow). `shapes` times the step's five matmuls alone,
 //! `tanh` the hidden activation (the C library's against the vectorized one), `powf` the
-//! A-ReLU's power likewise.
+//! A-ReLU's power likewise. `peak` measures what the FMA units of this machine deliver (a loop
+//! of independent register-only FMAs on 1 and on 2 threads at once): the ceiling the epoch's
+//! matmuls are to be read against, rather than a nominal clock × width.
 
 use repro_stages::nn::act::Activation;
 use repro_stages::nn::loss::Loss;
@@ -167,8 +170,92 @@ fn activation_bench(what: &str, lo: f32, span: f32, libm: impl Fn(f32) -> f32, o
     println!("  {what}, 200 × {H} values, 1 thread: C library {c:.2} ns/value, ours {o:.2} ns/value ({:.1}×)", c / o);
 }
 
+/// f32 FLOP per second one thread gets from a loop of independent FMAs on registers (24
+/// AVX-512 accumulators, or 12 AVX2 ones without AVX-512): no loads, no dependences a core
+/// must wait on, so nothing a matmul does can go faster.
+fn fma_peak_one_thread() -> f64 {
+    const ITERS: usize = 20_000_000;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        #[target_feature(enable = "avx512f")]
+        fn zmm(iters: usize) -> f32 {
+            let mut acc = [_mm512_setzero_ps(); 24];
+            let (a, b) = (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(0.999_999_9));
+            for _ in 0..iters {
+                for x in &mut acc {
+                    *x = _mm512_fmadd_ps(a, b, *x);
+                }
+            }
+            _mm512_reduce_add_ps(acc.iter().fold(_mm512_setzero_ps(), |s, x| _mm512_add_ps(s, *x)))
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn ymm(iters: usize) -> f32 {
+            let mut acc = [_mm256_setzero_ps(); 12];
+            let (a, b) = (_mm256_set1_ps(1.000_000_1), _mm256_set1_ps(0.999_999_9));
+            for _ in 0..iters {
+                for x in &mut acc {
+                    *x = _mm256_fmadd_ps(a, b, *x);
+                }
+            }
+            let mut lanes = [0f32; 8];
+            // SAFETY: `lanes` holds 8 f32.
+            unsafe {
+                _mm256_storeu_ps(lanes.as_mut_ptr(), acc.iter().fold(_mm256_setzero_ps(), |s, x| _mm256_add_ps(s, *x)))
+            };
+            lanes.iter().sum()
+        }
+        let t = Instant::now();
+        let flop = if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the feature the function is compiled for.
+            std::hint::black_box(unsafe { zmm(ITERS) });
+            ITERS * 24 * 32
+        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            std::hint::black_box(unsafe { ymm(ITERS) });
+            ITERS * 12 * 16
+        } else {
+            return f64::NAN;
+        };
+        flop as f64 / t.elapsed().as_secs_f64()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    f64::NAN
+}
+
+/// TFLOP of one epoch's products: 100 steps of a 200-row batch through x·W1, h·W2, hᵀ·dz,
+/// dz·W2ᵀ and xᵀ·dh (2·m·n·k each).
+fn epoch_tflop() -> f64 {
+    2.0 * 200.0 * 100.0 * (2 * P * H + 3 * H * Q) as f64 / 1e12
+}
+
+/// The machine's f32 FMA peak on 1 and on 2 threads at once (medians of 9), and what it makes
+/// of #19's epoch: its five products are 0.97 TFLOP (no gradient for the input).
+fn peak() {
+    let epoch_tflop = epoch_tflop();
+    for threads in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut runs: Vec<f64> =
+            (0..9).map(|_| pool.install(|| rayon::broadcast(|_| fma_peak_one_thread())).iter().sum()).collect();
+        runs.sort_by(f64::total_cmp);
+        let gf = runs[4] / 1e9;
+        println!(
+            "  FMA peak, {threads} thread(s) at once: {gf:6.1} GFLOP/s (runs {:.1}–{:.1}); the epoch's \
+             {epoch_tflop:.2} TFLOP of products take ≥ {:.2} s at it, {:.2} s at 80 %",
+            runs[0] / 1e9,
+            runs[8] / 1e9,
+            epoch_tflop * 1e3 / gf,
+            epoch_tflop * 1e3 / gf / 0.8
+        );
+    }
+}
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    if filter.as_deref() == Some("peak") {
+        peak();
+        return;
+    }
     if filter.as_deref() == Some("shapes") {
         shapes();
         return;
@@ -187,7 +274,7 @@ fn main() {
         return;
     }
     let (x, y) = data();
-    let gflop = 6.0 * 200.0 * (P * H + H * Q) as f64 * 100.0 / 1e9;
+    let gflop = epoch_tflop() * 1e3;
     for threads in [2, 1] {
         let s = ours(&x, &y, threads);
         println!(
